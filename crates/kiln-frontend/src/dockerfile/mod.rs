@@ -1,0 +1,1 @@
+//! Dockerfile parsing, typed instructions and the stage model.

@@ -1,0 +1,1 @@
+//! `.dockerignore` matching with the semantics of Docker's pattern matcher.
