@@ -1,0 +1,1 @@
+//! Shared helpers for kiln benchmarks (run with `cargo bench -p kiln-bench`).
