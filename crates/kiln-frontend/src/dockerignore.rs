@@ -1,1 +1,0 @@
-//! `.dockerignore` matching with the semantics of Docker's pattern matcher.

@@ -1,0 +1,91 @@
+//! Opening the metadata database and migrating its schema.
+//!
+//! Several kiln processes share one `meta.db`: WAL lets readers run beside one writer, the
+//! busy timeout makes writers queue instead of failing, and every write transaction starts
+//! `IMMEDIATE` so two writers never both hold a read snapshot they then try to upgrade
+//! (that deadlock returns SQLITE_BUSY at once, whatever the timeout).
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// How long a writer waits for another process's transaction before giving up.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Schema steps; entry `i` moves the database from version `i` to `i + 1`. Append only:
+/// a released step is never edited, because databases out there already ran it.
+const MIGRATIONS: &[&str] = &[
+    // 1: images and snapshots.
+    "CREATE TABLE images (
+        name TEXT PRIMARY KEY NOT NULL,
+        manifest_digest TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+     );
+     CREATE TABLE snapshots (
+        id TEXT PRIMARY KEY NOT NULL,
+        parent TEXT REFERENCES snapshots(id),
+        created_ms INTEGER NOT NULL,
+        last_used_ms INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        label TEXT NOT NULL
+     );
+     CREATE INDEX snapshots_parent ON snapshots(parent);",
+];
+
+/// The schema version this build of kiln writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub(crate) fn open(path: &Path) -> Result<Connection> {
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Switching to WAL needs a moment of exclusive access; the caller holds the store's
+    // schema lock so concurrent opens do not trip over each other here.
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::NotWal(mode));
+    }
+    // NORMAL in WAL mode never corrupts; a power cut can lose the last commits, which for
+    // build metadata only costs a rebuild.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    write_tx(conn, |tx| {
+        // Read inside the write lock: another process may have migrated since we looked.
+        let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if found > SCHEMA_VERSION {
+            return Err(Error::SchemaTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let done = usize::try_from(found).unwrap_or(0);
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(done) {
+            tx.execute_batch(step)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        }
+        Ok(())
+    })
+}
+
+/// Runs `f` inside an IMMEDIATE transaction, committing on `Ok`.
+pub(crate) fn write_tx<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+) -> Result<T> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let value = f(&tx)?;
+    tx.commit()?;
+    Ok(value)
+}
