@@ -7,10 +7,11 @@
 //! execute anything (that is the solver's and the worker's job).
 
 mod graph;
+pub mod lower;
 mod op;
 
 pub use graph::{Graph, GraphError, Node, NodeId};
 pub use op::{
-    CacheSharing, ChmodSpec, CopyAction, ExecMount, ExecOp, FileAction, FileOp, ImageSource,
-    LocalSource, MountKind, NetworkMode, Op, OpDigest, Ownership, SecurityMode,
+    CacheSharing, ChmodSpec, CopyAction, ExecMount, ExecOp, FileAction, FileOp, HttpSource,
+    ImageSource, LocalSource, MountKind, NetworkMode, Op, OpDigest, Ownership, SecurityMode,
 };

@@ -49,6 +49,16 @@ pub enum Op {
     File(FileOp),
     /// Layers of every input stacked in order, as `COPY --link` produces.
     Merge,
+    /// A file fetched over http(s) (`ADD URL`), verified against `checksum` when given.
+    Http(HttpSource),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpSource {
+    pub url: String,
+    pub checksum: Option<String>,
+    /// Name of the file in the result (the last path segment of the URL by default).
+    pub filename: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
