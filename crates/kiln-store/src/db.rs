@@ -17,7 +17,7 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Schema steps; entry `i` moves the database from version `i` to `i + 1`. Append only:
 /// a released step is never edited, because databases out there already ran it.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: images and snapshots.
     "CREATE TABLE images (
         name TEXT PRIMARY KEY NOT NULL,
@@ -33,6 +33,10 @@ const MIGRATIONS: &[&str] = &[
         label TEXT NOT NULL
      );
      CREATE INDEX snapshots_parent ON snapshots(parent);",
+    // 2: an optional unique lookup key per snapshot (an image layer's chain id, a cache
+    //    key), so work already done is found again.
+    "ALTER TABLE snapshots ADD COLUMN key TEXT;
+     CREATE UNIQUE INDEX snapshots_key ON snapshots(key) WHERE key IS NOT NULL;",
 ];
 
 /// The schema version this build of kiln writes.

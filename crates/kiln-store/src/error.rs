@@ -29,6 +29,8 @@ pub enum Error {
     InvalidSnapshotId(String),
     #[error("snapshot {0} not found")]
     SnapshotNotFound(String),
+    #[error("snapshot key {0:?} already belongs to another snapshot")]
+    SnapshotKeyTaken(String),
     #[error("snapshot {0} already exists")]
     SnapshotExists(String),
     #[error("snapshot {id} is the parent of {children} other snapshot(s)")]

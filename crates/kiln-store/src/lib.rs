@@ -185,6 +185,34 @@ mod tests {
     }
 
     #[test]
+    fn version_one_database_is_migrated_keeping_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("meta.db")).unwrap();
+            conn.execute_batch(db::MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO snapshots (id, parent, created_ms, last_used_ms, size, label)
+                 VALUES ('old', NULL, 1, 1, 5, 'from v1')",
+                [],
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let version: i64 = store
+            .conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let old = store.snapshot("old").unwrap().unwrap();
+        assert_eq!(
+            (old.label.as_str(), old.size, old.key),
+            ("from v1", 5, None)
+        );
+        store.set_snapshot_key("old", "k").unwrap();
+    }
+
+    #[test]
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();

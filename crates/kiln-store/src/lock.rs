@@ -19,19 +19,26 @@ impl ProcessLock {
     /// Blocks until the exclusive lock on `path` (created if missing) is ours.
     pub fn acquire(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let file = open_lock_file(&path)?;
-        file.lock().map_err(io_err("lock", &path))?;
-        Ok(Self { file, path })
+        loop {
+            let file = open_lock_file(&path)?;
+            file.lock().map_err(io_err("lock", &path))?;
+            if still_at_path(&file, &path) {
+                return Ok(Self { file, path });
+            }
+        }
     }
 
     /// Takes the lock if nobody holds it; `Ok(None)` when another holder has it.
     pub fn try_acquire(path: impl AsRef<Path>) -> Result<Option<Self>> {
         let path = path.as_ref().to_path_buf();
-        let file = open_lock_file(&path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(Self { file, path })),
-            Err(TryLockError::WouldBlock) => Ok(None),
-            Err(TryLockError::Error(e)) => Err(io_err("lock", &path)(e)),
+        loop {
+            let file = open_lock_file(&path)?;
+            match file.try_lock() {
+                Ok(()) if still_at_path(&file, &path) => return Ok(Some(Self { file, path })),
+                Ok(()) => continue,
+                Err(TryLockError::WouldBlock) => return Ok(None),
+                Err(TryLockError::Error(e)) => return Err(io_err("lock", &path)(e)),
+            }
         }
     }
 
@@ -48,6 +55,17 @@ impl Drop for ProcessLock {
     }
 }
 
+/// Whether the locked file is still the one at `path`. Holders may delete their lock file
+/// when done; whoever opened it just before the delete now holds a lock on a nameless file
+/// that no one else will ever contend for, and must start over.
+fn still_at_path(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 fn open_lock_file(path: &Path) -> Result<File> {
     OpenOptions::new()
         .read(true)
@@ -61,6 +79,26 @@ fn open_lock_file(path: &Path) -> Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_on_a_deleted_file_is_not_handed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.lock");
+        let first = ProcessLock::acquire(&p).unwrap();
+        let waiter = {
+            let p = p.clone();
+            std::thread::spawn(move || ProcessLock::acquire(&p).unwrap())
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        // The holder deletes its lock file and releases; the waiter must end up holding
+        // the lock of a file that exists at the path.
+        std::fs::remove_file(&p).unwrap();
+        drop(first);
+        let second = waiter.join().unwrap();
+        assert!(p.exists());
+        assert!(ProcessLock::try_acquire(&p).unwrap().is_none());
+        drop(second);
+    }
 
     #[test]
     fn second_holder_is_refused_until_first_drops() {

@@ -26,6 +26,8 @@ pub struct SnapshotRecord {
     pub size: u64,
     /// What made it, e.g. `RUN apt-get update` or `layer sha256:…`.
     pub label: String,
+    /// Optional unique lookup key (e.g. an image layer's chain id or a build cache key).
+    pub key: Option<String>,
 }
 
 impl Store {
@@ -85,7 +87,37 @@ impl Store {
             last_used_ms: now,
             size,
             label: label.to_owned(),
+            key: None,
         })
+    }
+
+    /// Gives snapshot `id` the lookup `key` (replacing its previous key). A key names at
+    /// most one snapshot.
+    pub fn set_snapshot_key(&self, id: &str, key: &str) -> Result<()> {
+        let mut conn = self.conn();
+        write_tx(&mut conn, |tx| {
+            match tx.execute(
+                "UPDATE snapshots SET key = ?2 WHERE id = ?1",
+                params![id, key],
+            ) {
+                Ok(0) => Err(Error::SnapshotNotFound(id.to_owned())),
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(Error::SnapshotKeyTaken(key.to_owned()))
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    /// The snapshot carrying lookup `key`, if any.
+    pub fn snapshot_by_key(&self, key: &str) -> Result<Option<SnapshotRecord>> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row(&format!("{SELECT} WHERE key = ?1"), [key], from_row)
+            .optional()?)
     }
 
     pub fn snapshot(&self, id: &str) -> Result<Option<SnapshotRecord>> {
@@ -165,7 +197,7 @@ impl Store {
     }
 }
 
-const SELECT: &str = "SELECT id, parent, created_ms, last_used_ms, size, label FROM snapshots";
+const SELECT: &str = "SELECT id, parent, created_ms, last_used_ms, size, label, key FROM snapshots";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<SnapshotRecord> {
     Ok(SnapshotRecord {
@@ -175,6 +207,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SnapshotRecord> {
         last_used_ms: r.get(3)?,
         size: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
         label: r.get(5)?,
+        key: r.get(6)?,
     })
 }
 
@@ -247,6 +280,34 @@ mod tests {
         ));
         assert!(store.add_snapshot("../etc", None, 0, "x").is_err());
         assert!(store.snapshot_dir("a/b").is_err());
+    }
+
+    #[test]
+    fn keys_find_snapshots_and_are_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.add_snapshot("a", None, 0, "x").unwrap();
+        store.add_snapshot("b", Some("a"), 0, "y").unwrap();
+        assert_eq!(store.snapshot_by_key("sha256:chain").unwrap(), None);
+        store.set_snapshot_key("a", "sha256:chain").unwrap();
+        assert_eq!(
+            store.snapshot_by_key("sha256:chain").unwrap().unwrap().id,
+            "a"
+        );
+        assert!(matches!(
+            store.set_snapshot_key("b", "sha256:chain"),
+            Err(Error::SnapshotKeyTaken(_))
+        ));
+        assert!(matches!(
+            store.set_snapshot_key("zz", "k"),
+            Err(Error::SnapshotNotFound(_))
+        ));
+        store.set_snapshot_key("a", "other").unwrap();
+        assert_eq!(store.snapshot_by_key("sha256:chain").unwrap(), None);
+        assert_eq!(
+            store.snapshot("a").unwrap().unwrap().key.as_deref(),
+            Some("other")
+        );
     }
 
     #[test]

@@ -181,13 +181,36 @@ fn cancel_at_any_moment_of_startup_cleans_up() {
             })
         };
         let started = Instant::now();
-        let result = f.executor.run(active.rootfs(), &ProcessSpec::new(["sleep", "30"]), &cancel, &mut |_, _| {});
+        let result = f.executor.run(
+            active.rootfs(),
+            &ProcessSpec::new(["sleep", "30"]),
+            &cancel,
+            &mut |_, _| {},
+        );
         canceller.join().unwrap();
-        assert!(matches!(result, Err(Error::Cancelled)), "delay {delay_ms}ms: {result:?}");
-        assert!(started.elapsed() < Duration::from_secs(5), "delay {delay_ms}ms took {:?}", started.elapsed());
-        assert_eq!(f.runc_containers(), "", "delay {delay_ms}ms left a container");
+        assert!(
+            matches!(result, Err(Error::Cancelled)),
+            "delay {delay_ms}ms: {result:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "delay {delay_ms}ms took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            f.runc_containers(),
+            "",
+            "delay {delay_ms}ms left a container"
+        );
         f.snapshotter.abort(active).unwrap();
-        assert!(f.mounts_in_store().is_empty(), "delay {delay_ms}ms left mounts");
-        assert!(f.tmp_entries().is_empty(), "delay {delay_ms}ms left {:?}", f.tmp_entries());
+        assert!(
+            f.mounts_in_store().is_empty(),
+            "delay {delay_ms}ms left mounts"
+        );
+        assert!(
+            f.tmp_entries().is_empty(),
+            "delay {delay_ms}ms left {:?}",
+            f.tmp_entries()
+        );
     }
 }

@@ -64,6 +64,9 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 
 #[test]
 fn whiteouts_become_overlay_whiteouts_and_stack() {
+    if !common::is_root("whiteouts_become_overlay_whiteouts_and_stack") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let one = dir.path().join("one");
     fs::create_dir(&one).unwrap();
@@ -122,6 +125,9 @@ fn whiteouts_become_overlay_whiteouts_and_stack() {
 
 #[test]
 fn escaping_entries_are_refused_or_contained() {
+    if !common::is_root("escaping_entries_are_refused_or_contained") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let outside = dir.path().join("outside");
     fs::create_dir(&outside).unwrap();
@@ -254,4 +260,28 @@ fn layers_mount_as_lowerdirs_including_long_chains() {
     );
     assert!(kiln_worker::mounts_under(store.root()).unwrap().is_empty());
     assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+}
+
+#[test]
+fn prepare_on_nothing_commits_a_base_snapshot() {
+    if !common::can_run_containers("prepare_on_nothing_commits_a_base_snapshot") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let snap = Snapshotter::new(Arc::clone(&store));
+    let active = snap.prepare(None).unwrap();
+    assert!(kiln_worker::is_mount_point(active.rootfs()).unwrap());
+    assert_eq!(fs::read_dir(active.rootfs()).unwrap().count(), 0);
+    fs::create_dir(active.rootfs().join("etc")).unwrap();
+    fs::write(active.rootfs().join("etc/hello"), "hi").unwrap();
+    let rec = snap.commit(active, "scratch").unwrap();
+    assert_eq!((rec.parent.as_deref(), rec.size), (None, 2));
+    assert_eq!(
+        fs::read_to_string(snap.fs_dir(&rec.id).unwrap().join("etc/hello")).unwrap(),
+        "hi"
+    );
+    assert!(snap.remove(&rec.id).unwrap());
+    assert!(!store.snapshot_dir(&rec.id).unwrap().exists());
+    assert!(kiln_worker::mounts_under(store.root()).unwrap().is_empty());
 }

@@ -27,6 +27,15 @@ fn overheads_of_mounts_and_runs() {
         return;
     }
     let f = fixture();
+    {
+        let active = f.snapshotter.prepare(Some(&f.base)).unwrap();
+        let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let line = table
+            .lines()
+            .find(|l| l.contains(active.rootfs().to_str().unwrap()))
+            .unwrap();
+        eprintln!("mount: {}", &line[line.find(" - ").unwrap()..]);
+    }
     let (mut prepare, mut abort, mut run, mut commit) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..15 {
@@ -55,8 +64,19 @@ fn overheads_of_mounts_and_runs() {
             abort.push(t.elapsed());
         }
     }
+    let mut bare = Vec::new();
+    for _ in 0..15 {
+        let t = Instant::now();
+        let active = f.snapshotter.prepare(Some(&f.base)).unwrap();
+        f.snapshotter.abort(active).unwrap();
+        bare.push(t.elapsed());
+    }
+    summary("overlay prepare + abort, no container", &mut bare);
     summary("overlay prepare (dirs + mount)", &mut prepare);
-    summary("overlay abort (unmount + rm)", &mut abort);
+    summary(
+        "overlay abort after a container ran (unmount + rm)",
+        &mut abort,
+    );
     summary("commit (unmount + syncfs + rename + db row)", &mut commit);
     let per_run = summary(
         "RUN `true` via runc (spec, bundle, runc run, delete)",

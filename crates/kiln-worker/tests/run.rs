@@ -303,3 +303,43 @@ fn run_step_commits_success_and_discards_failure() {
     assert!(f.mounts_in_store().is_empty());
     assert!(f.tmp_entries().is_empty(), "{:?}", f.tmp_entries());
 }
+
+#[test]
+fn parallel_steps_do_not_interfere() {
+    if !can_run_containers("parallel_steps_do_not_interfere") {
+        return;
+    }
+    let f = fixture();
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let f = &f;
+                s.spawn(move || {
+                    let script = format!("echo {i} > /who; sleep 0.2; cat /who");
+                    kiln_worker::run_step(
+                        &f.snapshotter,
+                        &f.executor,
+                        Some(&f.base),
+                        &ProcessSpec::new(["sh", "-c", &script]),
+                        &format!("RUN {i}"),
+                        &kiln_worker::CancelToken::new(),
+                        &mut |_, _| {},
+                    )
+                    .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, out) in results.iter().enumerate() {
+        assert_eq!(out.run.exit_code, 0);
+        assert_eq!(out.run.tail, [(Stream::Stdout, i.to_string())]);
+        let snap = out.snapshot.as_ref().unwrap();
+        assert_eq!(
+            fs::read_to_string(f.snapshotter.fs_dir(&snap.id).unwrap().join("who")).unwrap(),
+            format!("{i}\n")
+        );
+    }
+    assert_eq!(f.runc_containers(), "");
+    assert!(f.mounts_in_store().is_empty());
+}

@@ -3,17 +3,30 @@
 mod cmd;
 mod render;
 
+use std::path::PathBuf;
+
 use clap::Parser;
 
 #[derive(Parser, Debug)]
 #[command(name = "kiln", version, about = "A daemonless container image builder")]
 struct Cli {
+    /// Store root (default: /var/lib/kiln as root, else $XDG_DATA_HOME/kiln)
+    #[arg(long, global = true, env = "KILN_ROOT")]
+    root: Option<PathBuf>,
+
     #[command(subcommand)]
     command: cmd::Command,
 }
 
+/// Options every subcommand can see.
+#[derive(Debug, Clone)]
+pub struct Globals {
+    pub root: Option<PathBuf>,
+}
+
 fn main() {
     let cli = Cli::parse();
-    let code = cmd::run(cli.command);
+    let globals = Globals { root: cli.root };
+    let code = cmd::run(cli.command, &globals);
     std::process::exit(code);
 }

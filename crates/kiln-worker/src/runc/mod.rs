@@ -11,6 +11,7 @@ mod stubs;
 
 use std::collections::VecDeque;
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -157,6 +158,9 @@ impl RuncExecutor {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group: a Ctrl-C at the terminal reaches kiln only, which then
+            // cancels in order, instead of runc forwarding SIGINT into the container.
+            .process_group(0)
             .spawn()
             .map_err(|source| Error::RuncSpawn {
                 runc: self.runc.clone(),

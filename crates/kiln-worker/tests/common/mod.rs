@@ -13,6 +13,18 @@ use kiln_worker::{CancelToken, ProcessSpec, RunResult, RuncExecutor, Snapshotter
 pub const BUSYBOX: &str = "/bin/busybox";
 pub const RUNC: &str = "/usr/sbin/runc";
 
+/// True when running as root (device nodes, trusted.* attributes, chown); otherwise
+/// prints why the test is skipped.
+pub fn is_root(test: &str) -> bool {
+    if kiln_worker::have_root() {
+        return true;
+    }
+    eprintln!(
+        "skipping {test}: needs root for whiteout device nodes, trusted.overlay xattrs and chown"
+    );
+    false
+}
+
 /// True when containers can run here; otherwise prints why the test is skipped.
 pub fn can_run_containers(test: &str) -> bool {
     if !kiln_worker::have_root() {

@@ -12,7 +12,7 @@ pub enum Command {
     Bake(bake::BakeArgs),
 }
 
-pub fn run(command: Command) -> i32 {
+pub fn run(command: Command, _globals: &crate::Globals) -> i32 {
     match command {
         Command::Build(args) => build::run(&args),
         Command::Bake(args) => bake::run(args),
