@@ -6,6 +6,8 @@
 //! after all its inputs succeeded, at most `max_parallelism` at a time, and that after a
 //! failure nothing new starts (fail-fast) or only ops that do not depend on it (keep-going).
 
+pub mod build;
+pub mod engine;
 mod schedule;
 
 pub use schedule::{Event, Executor, SolveOptions, SolveOutcome, solve};

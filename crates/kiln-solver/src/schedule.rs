@@ -1,7 +1,6 @@
 //! Parallel execution of a graph's required nodes.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -46,13 +45,12 @@ pub enum Event {
     },
 }
 
-#[derive(Debug)]
 pub struct SolveOptions<'a> {
     pub max_parallelism: usize,
     /// Stop starting ops after the first failure (buildx's default).
     pub fail_fast: bool,
-    /// Set from outside (Ctrl-C) to stop starting ops.
-    pub cancel: Option<&'a AtomicBool>,
+    /// Asked before each op starts; `true` (Ctrl-C) stops starting ops.
+    pub cancelled: Option<&'a (dyn Fn() -> bool + Sync)>,
 }
 
 impl Default for SolveOptions<'_> {
@@ -60,7 +58,7 @@ impl Default for SolveOptions<'_> {
         Self {
             max_parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
             fail_fast: true,
-            cancel: None,
+            cancelled: None,
         }
     }
 }
@@ -113,7 +111,7 @@ pub fn solve<X: Executor>(
     });
     let wake = Condvar::new();
     let workers = options.max_parallelism.max(1).min(required.len().max(1));
-    let cancelled = || options.cancel.is_some_and(|c| c.load(Ordering::SeqCst));
+    let cancelled = || options.cancelled.is_some_and(|c| c());
 
     std::thread::scope(|scope| {
         for _ in 0..workers {
@@ -242,7 +240,7 @@ fn next_ready<'g, O: Clone, E>(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use kiln_graph::{ExecOp, NetworkMode, Op, SecurityMode};
 
@@ -368,7 +366,7 @@ mod tests {
         let options = SolveOptions {
             max_parallelism: 1,
             fail_fast: false,
-            cancel: None,
+            cancelled: None,
         };
         let outcome = solve(&g, &[bad, good], &x, &options, &|_| {});
         assert_eq!(outcome.failures.len(), 1);
@@ -391,10 +389,11 @@ mod tests {
         let (g, collect, _) = fan_out(4);
         let x = Concat::new(1);
         let cancel = AtomicBool::new(true);
+        let stop = || cancel.load(Ordering::SeqCst);
         let options = SolveOptions {
             max_parallelism: 2,
             fail_fast: true,
-            cancel: Some(&cancel),
+            cancelled: Some(&stop),
         };
         let outcome = solve(&g, &[collect], &x, &options, &|_| {});
         assert_eq!(x.calls.load(Ordering::SeqCst), 0);

@@ -142,7 +142,7 @@ pub(crate) fn lower_copy(
             }
             (None, _) => lowering.graph.add(
                 Op::Local(LocalSource {
-                    name: "context".to_string(),
+                    name: lowering.request.context_name.clone(),
                     include: paths.clone(),
                     exclude: lowering.request.context_excludes.clone(),
                     content_digest: None,

@@ -61,6 +61,9 @@ pub struct LowerRequest<'a> {
     pub resolver: &'a dyn ImageResolver,
     /// `os/arch[/variant]` of the images being built.
     pub platform: String,
+    /// Name of the main context's local source: its absolute path, so builds of several
+    /// contexts in one graph never share it by mistake.
+    pub context_name: String,
     /// `.dockerignore` patterns of the main context.
     pub context_excludes: Vec<String>,
 }

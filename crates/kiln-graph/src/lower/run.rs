@@ -238,7 +238,7 @@ fn mount_source(
         None => {
             let node = lowering.graph.add(
                 Op::Local(LocalSource {
-                    name: "context".to_string(),
+                    name: lowering.request.context_name.clone(),
                     include: vec![],
                     exclude: lowering.request.context_excludes.clone(),
                     content_digest: None,

@@ -54,6 +54,7 @@ fn build_with(
         named_contexts: &contexts,
         resolver: &TestImages,
         platform: "linux/amd64".into(),
+        context_name: "/ctx".into(),
         context_excludes: vec!["*.log".into()],
     };
     let result = lower(&mut graph, &request)?;

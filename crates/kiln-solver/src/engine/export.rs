@@ -1,0 +1,128 @@
+//! From a solved stage to an image: the base image's layer blobs as they are, then one
+//! layer per history entry that changed the filesystem (empty diffs are dropped and their
+//! entries marked `empty_layer`, as BuildKit does), and the config lowering described.
+
+use std::collections::HashMap;
+
+use kiln_exporter::{
+    ContainerConfig, Digest, Healthcheck, History, ImageConfig, LayerDescriptor, LayerOptions, LayerSource,
+    MediaType, Timestamp, write_layer,
+};
+use kiln_graph::lower::{ImageState, LoweredStage};
+use kiln_graph::{Graph, NodeId, Op};
+
+use super::{Engine, EngineError, Output};
+
+/// Layers and config of a stage's image.
+pub struct StageImage {
+    pub config: ImageConfig,
+    pub layers: Vec<LayerDescriptor>,
+}
+
+pub fn stage_image(
+    engine: &Engine,
+    graph: &Graph,
+    stage: &LoweredStage,
+    outputs: &HashMap<NodeId, Output>,
+    options: &LayerOptions,
+) -> Result<StageImage, EngineError> {
+    let mut layers = Vec::new();
+    if let Some(base) = stage.base
+        && let Some(Op::Image(source)) = graph.node(base).map(|n| &n.op)
+    {
+        let digest = source.digest.as_deref().unwrap_or_default();
+        for layer in engine.images().image_layers(digest).map_err(EngineError::Input)? {
+            layers.push(LayerDescriptor {
+                media_type: MediaType::from(layer.media_type.as_str()),
+                digest: parse_digest(&layer.digest)?,
+                size: layer.size,
+                diff_id: parse_digest(&layer.diff_id)?,
+                path: layer.path,
+            });
+        }
+    }
+    let created = Timestamp::from_unix(options.source_date_epoch.unwrap_or_else(now_secs));
+    let blob_dir = engine.store().tmp_dir();
+    let mut history = Vec::with_capacity(stage.image.history.len());
+    for entry in &stage.image.history {
+        let mut empty = entry.empty_layer;
+        if let Some(node) = entry.layer {
+            let snapshot = outputs.get(&node).and_then(Output::snapshot);
+            let diff = match snapshot {
+                Some(id) => Some(engine.snapshotter().fs_dir(id)?),
+                None => None,
+            };
+            match diff {
+                Some(dir) if !is_empty_dir(&dir) => {
+                    layers.push(write_layer(LayerSource::OverlayDiff(&dir), options, &blob_dir).map_err(export_error)?);
+                    empty = false;
+                }
+                _ => empty = true,
+            }
+        }
+        history.push(History {
+            created: Some(created),
+            created_by: entry.created_by.clone(),
+            author: String::new(),
+            comment: entry.comment.clone().unwrap_or_default(),
+            empty_layer: empty,
+        });
+    }
+    let mut config = image_config(&stage.image);
+    config.created = Some(created);
+    config.history = history;
+    Ok(StageImage { config, layers })
+}
+
+fn image_config(image: &ImageState) -> ImageConfig {
+    let c = &image.config;
+    let nanos = |v: Option<u64>| v.map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    ImageConfig {
+        architecture: image.architecture.clone(),
+        os: image.os.clone(),
+        variant: image.variant.clone().unwrap_or_default(),
+        author: image.author.clone().unwrap_or_default(),
+        config: ContainerConfig {
+            user: c.user.clone().unwrap_or_default(),
+            exposed_ports: c.exposed_ports.clone(),
+            env: c.env.clone(),
+            entrypoint: c.entrypoint.clone().unwrap_or_default(),
+            cmd: c.cmd.clone().unwrap_or_default(),
+            volumes: c.volumes.clone(),
+            working_dir: c.working_dir.clone().unwrap_or_default(),
+            labels: c.labels.clone(),
+            stop_signal: c.stop_signal.clone().unwrap_or_default(),
+            args_escaped: false,
+            healthcheck: c.healthcheck.as_ref().map(|h| Healthcheck {
+                test: h.test.clone(),
+                interval: nanos(h.interval),
+                timeout: nanos(h.timeout),
+                start_period: nanos(h.start_period),
+                start_interval: nanos(h.start_interval),
+                retries: h.retries.map_or(0, i64::from),
+            }),
+            on_build: c.on_build.clone(),
+            shell: c.shell.clone().unwrap_or_default(),
+        },
+        ..ImageConfig::default()
+    }
+}
+
+fn is_empty_dir(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).map(|mut entries| entries.next().is_none()).unwrap_or(true)
+}
+
+fn parse_digest(text: &str) -> Result<Digest, EngineError> {
+    kiln_exporter::parse_sha256(text).map_err(export_error)
+}
+
+fn export_error(error: kiln_exporter::ExportError) -> EngineError {
+    EngineError::Input(error.to_string())
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

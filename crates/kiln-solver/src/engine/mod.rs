@@ -1,0 +1,159 @@
+//! The executor that makes graph ops real: snapshots for filesystems, runc for RUN, file
+//! actions for COPY/ADD/WORKDIR, merges for `--link`, and image layers unpacked once and
+//! shared by every build that uses them.
+
+mod exec;
+pub mod export;
+mod files;
+mod images;
+mod secrets;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kiln_graph::{Node, NodeId, Op};
+use kiln_store::Store;
+use kiln_worker::runc::RuncExecutor;
+use kiln_worker::{CancelToken, Snapshotter};
+
+use crate::Executor;
+
+pub use images::{ImageLayer, ImageLayers};
+pub use secrets::{SecretSource, parse_secret_flag};
+
+/// What an op produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A committed snapshot; `None` is the empty filesystem.
+    Fs(Option<String>),
+    /// A host directory read in place (a local context), with its ignore patterns.
+    Dir { path: PathBuf, excludes: Vec<String> },
+}
+
+impl Output {
+    pub fn snapshot(&self) -> Option<&str> {
+        match self {
+            Output::Fs(id) => id.as_deref(),
+            Output::Dir { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "process \"{command}\" did not complete successfully: exit code: {exit_code}{}",
+        tail_text(.tail)
+    )]
+    RunFailed { command: String, exit_code: i32, tail: Vec<String> },
+    #[error("{0}")]
+    Worker(#[from] kiln_worker::Error),
+    #[error("{0}")]
+    Store(#[from] kiln_store::Error),
+    #[error("{0}")]
+    FileOp(#[from] kiln_worker::fileop::FileOpError),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Input(String),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+fn tail_text(tail: &[String]) -> String {
+    if tail.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from("\nlast output:");
+    for line in tail {
+        text.push_str("\n  ");
+        text.push_str(line);
+    }
+    text
+}
+
+pub(crate) fn io_error(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> EngineError {
+    let context = context.into();
+    move |source| EngineError::Io { context, source }
+}
+
+/// Everything ops need from outside the graph.
+pub struct EngineConfig {
+    /// Local contexts by source name, when the name is not already the directory's path.
+    pub local_contexts: HashMap<String, PathBuf>,
+    pub secrets: HashMap<String, SecretSource>,
+    pub images: Arc<dyn ImageLayers>,
+}
+
+pub struct Engine {
+    store: Arc<Store>,
+    snapshotter: Snapshotter,
+    runc: RuncExecutor,
+    cancel: CancelToken,
+    config: EngineConfig,
+}
+
+impl Engine {
+    pub fn new(store: Arc<Store>, config: EngineConfig, cancel: CancelToken) -> Self {
+        let runc = RuncExecutor::new(&store);
+        let snapshotter = Snapshotter::new(store.clone());
+        Self { store, snapshotter, runc, cancel, config }
+    }
+
+    pub fn snapshotter(&self) -> &Snapshotter {
+        &self.snapshotter
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn images(&self) -> &dyn ImageLayers {
+        self.config.images.as_ref()
+    }
+
+    pub fn cancel_token(&self) -> &CancelToken {
+        &self.cancel
+    }
+}
+
+impl Executor for Engine {
+    type Output = Output;
+    type Error = EngineError;
+
+    fn execute(
+        &self,
+        _id: NodeId,
+        node: &Node,
+        inputs: &[Output],
+        log: &dyn Fn(&str),
+    ) -> Result<Output, EngineError> {
+        let label = node.descriptions.first().cloned().unwrap_or_default();
+        match &node.op {
+            Op::Scratch => Ok(Output::Fs(None)),
+            Op::Image(source) => images::unpack_image(self, source, &label),
+            Op::Local(local) => {
+                if local.name.is_empty() {
+                    return Err(EngineError::Input(
+                        "this build has no local context (the Dockerfile came from stdin with context -)".into(),
+                    ));
+                }
+                let path = self
+                    .config
+                    .local_contexts
+                    .get(&local.name)
+                    .cloned()
+                    .unwrap_or_else(|| PathBuf::from(&local.name));
+                Ok(Output::Dir { path, excludes: local.exclude.clone() })
+            }
+            Op::Exec(exec) => exec::run(self, exec, inputs, &label, log),
+            Op::File(file) => files::apply(self, file, inputs, &label),
+            Op::Merge => files::merge(self, inputs, &label),
+            Op::Http(http) => Err(EngineError::Unsupported(format!(
+                "ADD {}: fetching URLs is not supported by this version of kiln",
+                http.url
+            ))),
+        }
+    }
+}
