@@ -95,6 +95,7 @@ fn multi_stage_build_runs_containers_and_exports_the_filesystem() {
     let h = Harness::new();
     h.file("app/main.sh", "echo main\n");
     h.file("app/README.md", "docs\n");
+    std::os::unix::fs::chown(h.context.join("app/main.sh"), Some(4242), Some(4242)).unwrap();
     let image = h
         .build(
             "FROM busybox AS build\nRUN echo built > /out && rm /etc/group\nFROM busybox\nCOPY --from=build /out /result\nCOPY app/ /app/\nRUN ln /app/main.sh /app/hard && ln -s main.sh /app/soft\nWORKDIR /srv\nENV MODE=prod\nCMD [\"sh\"]\n",
@@ -113,6 +114,8 @@ fn multi_stage_build_runs_containers_and_exports_the_filesystem() {
         std::fs::metadata(root.join("app/main.sh")).unwrap().ino()
     );
     assert!(root.join("srv").is_dir());
+    // Context files belong to root whatever their owner on the host.
+    assert_eq!(std::fs::metadata(root.join("app/main.sh")).unwrap().uid(), 0);
     let config = &image.config.config;
     assert!(config.env.contains(&"MODE=prod".to_string()));
     assert_eq!(config.working_dir, "/srv");

@@ -5,6 +5,7 @@
 
 mod cancel;
 mod error;
+pub mod fileop;
 mod materialize;
 mod mountinfo;
 mod rootpath;

@@ -2,7 +2,11 @@
 //! adding ops for the instructions that change the filesystem.
 
 use kiln_frontend::dockerfile::instructions::{CommandLine, Healthcheck, KeyValue};
-use kiln_frontend::dockerfile::{InstructionKind, ResolvedInstruction, ResolvedStage};
+use std::collections::HashMap;
+
+use kiln_frontend::dockerfile::{
+    Dockerfile, FrontendError, InstructionKind, ResolveOptions, ResolvedInstruction, ResolvedStage,
+};
 
 use super::image::{DEFAULT_PATH, HealthConfig};
 use super::{LowerError, LoweredStage, Lowering};
@@ -101,18 +105,8 @@ pub(crate) fn lower_stage(
     if result.image.config.env_value("PATH").is_none() {
         result.image.config.set_env("PATH", DEFAULT_PATH);
     }
-    // A stage built from a stage continues its history; triggers of a base image are
-    // consumed by the first build that uses it.
+    // Triggers of a base image run first, and are consumed: the new image has none.
     let triggers = std::mem::take(&mut result.image.config.on_build);
-    if !triggers.is_empty() {
-        return Err(LowerError::at(
-            stage.start_line,
-            format!(
-                "the base image has ONBUILD triggers ({}), which this version of kiln cannot run yet",
-                triggers.join("; ")
-            ),
-        ));
-    }
     let mut state = StageState {
         result,
         label: stage
@@ -129,10 +123,39 @@ pub(crate) fn lower_stage(
             .filter(|i| fs_changing(&i.instruction.kind))
             .count(),
     };
+    if !triggers.is_empty() {
+        for instruction in onbuild_instructions(lowering, &state, &triggers, stage.start_line)? {
+            lower_instruction(lowering, &mut state, &instruction)?;
+        }
+    }
     for instruction in &stage.instructions {
         lower_instruction(lowering, &mut state, instruction)?;
     }
     Ok(state.result)
+}
+
+/// Base image name used to expand triggers against the inherited ENV.
+const TRIGGER_BASE: &str = "kiln-onbuild-base";
+
+/// Parses and expands ONBUILD triggers as if they were written right after the FROM.
+fn onbuild_instructions(
+    lowering: &Lowering<'_, '_>,
+    state: &StageState,
+    triggers: &[String],
+    line: usize,
+) -> Result<Vec<ResolvedInstruction>, LowerError> {
+    let text = format!("FROM {TRIGGER_BASE}\n{}\n", triggers.join("\n"));
+    let fail = |e: FrontendError| LowerError::at(line, format!("ONBUILD trigger of the base image: {}", e.message));
+    let df = Dockerfile::parse("ONBUILD", &text).map_err(fail)?;
+    let mut image_env = HashMap::new();
+    image_env.insert(TRIGGER_BASE.to_string(), state.result.image.config.env_pairs());
+    let options = ResolveOptions {
+        build_args: lowering.request.build_args.clone(),
+        image_env,
+        ..ResolveOptions::default()
+    };
+    let resolved = df.resolve(&options).map_err(fail)?;
+    Ok(resolved.stages.into_iter().flat_map(|s| s.instructions).collect())
 }
 
 fn lower_instruction(

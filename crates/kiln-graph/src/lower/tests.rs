@@ -10,10 +10,15 @@ struct TestImages;
 
 impl ImageResolver for TestImages {
     fn resolve_image(&self, reference: &str, platform: &str) -> Result<ResolvedImage, String> {
+        let mut image = ImageState::for_platform(platform);
+        if reference == "parent" {
+            image.config.env = vec!["GREETING=hi".into()];
+            image.config.on_build = vec!["RUN echo $GREETING > /triggered".into(), "ENV FROM_TRIGGER=1".into()];
+            return Ok(ResolvedImage { reference: "parent".into(), digest: "sha256:bb".into(), image });
+        }
         if reference != "busybox" {
             return Err(format!("image {reference:?} not found"));
         }
-        let mut image = ImageState::for_platform(platform);
         image.config.env = vec!["PATH=/bin".to_string()];
         image.config.cmd = Some(vec!["sh".to_string()]);
         Ok(ResolvedImage {
@@ -284,4 +289,16 @@ fn only_the_target_stages_are_lowered() {
             .count(),
         1
     );
+}
+
+#[test]
+fn onbuild_triggers_of_the_base_run_first_and_are_consumed() {
+    let b = build("FROM parent\nRUN echo after\n");
+    let after = exec_of(&b, b.result.fs);
+    assert_eq!(after.args[2], "echo after");
+    let trigger = exec_of(&b, b.graph.node(b.result.fs).unwrap().inputs[0]);
+    assert_eq!(trigger.args[2], "echo $GREETING > /triggered");
+    assert!(trigger.env.contains(&"GREETING=hi".to_string()));
+    assert!(b.result.image.config.on_build.is_empty());
+    assert_eq!(b.result.image.config.env_value("FROM_TRIGGER"), Some("1"));
 }

@@ -77,7 +77,8 @@ pub(crate) fn apply(engine: &Engine, file: &FileOp, inputs: &[Output], label: &s
     }
     let active = engine.snapshotter().prepare(parent.as_deref())?;
     for action in &file.actions {
-        if let Err(error) = fileop::apply(active.rootfs(), action, &roots) {
+        let action = owned_by_root_from_context(action, inputs);
+        if let Err(error) = fileop::apply(active.rootfs(), &action, &roots) {
             engine.snapshotter().abort(active)?;
             return Err(error.into());
         }
@@ -85,6 +86,19 @@ pub(crate) fn apply(engine: &Engine, file: &FileOp, inputs: &[Output], label: &s
     let record = engine.snapshotter().commit(active, label)?;
     drop(held);
     Ok(Output::Fs(Some(record.id)))
+}
+
+/// Files copied from a local context belong to root unless `--chown` says otherwise: a
+/// checkout's uid must not leak into the image (BuildKit does the same).
+fn owned_by_root_from_context(action: &FileAction, inputs: &[Output]) -> FileAction {
+    match action {
+        FileAction::Copy(copy) if copy.owner.is_none() && matches!(inputs.get(copy.input), Some(Output::Dir { .. })) => {
+            let mut copy = copy.clone();
+            copy.owner = Some(kiln_graph::Ownership { user: "0".into(), group: Some("0".into()) });
+            FileAction::Copy(copy)
+        }
+        other => other.clone(),
+    }
 }
 
 /// `COPY --link`: input 1's filesystem (built on scratch, so it is all one diff) stacked

@@ -5,6 +5,7 @@
 mod exec;
 pub mod export;
 mod files;
+mod http;
 mod images;
 mod secrets;
 
@@ -150,10 +151,7 @@ impl Executor for Engine {
             Op::Exec(exec) => exec::run(self, exec, inputs, &label, log),
             Op::File(file) => files::apply(self, file, inputs, &label),
             Op::Merge => files::merge(self, inputs, &label),
-            Op::Http(http) => Err(EngineError::Unsupported(format!(
-                "ADD {}: fetching URLs is not supported by this version of kiln",
-                http.url
-            ))),
+            Op::Http(http) => http::fetch(self, http, &label),
         }
     }
 }
