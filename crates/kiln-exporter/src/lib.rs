@@ -1,11 +1,25 @@
 //! The exporters: turn a build result into layers and OCI images, and write them to the
 //! image store, OCI or docker archives, local directories or plain tarballs.
+//!
+//! How the pieces fit, for one build:
+//! 1. The base image: [`load_image`] (layout or archive) then
+//!    [`LoadedImage::into_built_image`], or a fresh [`ImageConfig::for_platform`].
+//! 2. Per build step, [`write_layer`] on the step's overlay upper dir
+//!    ([`LayerSource::OverlayDiff`]) gives a [`LayerDescriptor`];
+//!    [`ImageConfig::add_layer`] records it (config-only steps use
+//!    [`ImageConfig::add_empty_layer_history`]).
+//! 3. [`build_image`] with all layers, base first, makes the config and manifest blobs
+//!    ([`BuiltImage`]), timestamps clamped to `SOURCE_DATE_EPOCH` when given.
+//! 4. Outputs: [`write_oci_layout`], [`write_oci_archive`], [`write_docker_archive`],
+//!    [`export_local`], [`export_rootfs_tar`] / [`export_dir_tar`]. Each destination appears
+//!    whole or not at all.
 
 mod config;
 mod digest;
 mod error;
 mod fsutil;
 mod image;
+pub mod imagestore;
 mod json;
 mod layer;
 mod local;
@@ -33,7 +47,7 @@ pub use output::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, write_docker_archive, write_oci_archive,
     write_oci_layout,
 };
-pub use reader::{LoadedImage, default_platform, load_image};
+pub use reader::{LoadedImage, OciLayoutRef, default_platform, load_image, parse_platform};
 pub use reference::ImageName;
 pub use timestamp::Timestamp;
 pub use unpack::{decompressed, unpack_layer, unpack_layer_file};

@@ -4,13 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::{Descriptor, ImageIndex, MediaType};
+use oci_spec::image::{Descriptor, Digest, ImageIndex, MediaType};
 use serde::Serialize;
 
-use crate::digest::sha256_hex;
+use crate::digest::{VerifyingReader, sha256_hex};
 use crate::error::{ExportError, IoContext, Result};
 use crate::fsutil::{AtomicDir, AtomicFile, write_file_atomic};
 use crate::image::BuiltImage;
@@ -23,7 +23,24 @@ const OCI_LAYOUT_FILE: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 enum Content {
     Bytes(Vec<u8>),
-    File(PathBuf),
+    /// A layer blob on disk, checked against its descriptor as it is copied out.
+    File {
+        path: PathBuf,
+        digest: Digest,
+        size: u64,
+    },
+}
+
+/// Reads a layer blob, failing at its end if it is not the blob the manifest names: a
+/// damaged store must not produce an image whose manifest lies.
+fn open_verified(path: &Path, digest: &Digest, size: u64) -> Result<impl Read> {
+    let file = File::open(path).ctx("open blob", path)?;
+    Ok(VerifyingReader::new(
+        file,
+        path.display().to_string(),
+        digest.clone(),
+        size,
+    ))
 }
 
 /// Every blob of the image, keyed by `blobs/sha256/<hex>` (sorted, deduplicated).
@@ -32,7 +49,11 @@ fn blob_files(image: &BuiltImage) -> Result<BTreeMap<String, Content>> {
     for layer in &image.layers {
         files.insert(
             format!("blobs/sha256/{}", sha256_hex(&layer.digest)?),
-            Content::File(layer.path.clone()),
+            Content::File {
+                path: layer.path.clone(),
+                digest: layer.digest.clone(),
+                size: layer.size,
+            },
         );
     }
     for blob in [&image.config_blob, &image.manifest_blob] {
@@ -137,8 +158,8 @@ fn docker_files(image: &BuiltImage, names: &[ImageName]) -> Result<Vec<(String, 
     Ok(files)
 }
 
-fn copy_blob_file(src: &Path, dest: &Path) -> Result<()> {
-    let mut from = File::open(src).ctx("open blob", src)?;
+fn copy_blob_file(src: &Path, digest: &Digest, size: u64, dest: &Path) -> Result<()> {
+    let mut from = open_verified(src, digest, size)?;
     let mut out = AtomicFile::new(dest)?;
     io::copy(&mut from, out.file()).ctx("copy blob to", dest)?;
     out.commit()
@@ -147,7 +168,7 @@ fn copy_blob_file(src: &Path, dest: &Path) -> Result<()> {
 fn write_content(dest: &Path, content: &Content) -> Result<()> {
     match content {
         Content::Bytes(b) => write_file_atomic(dest, b),
-        Content::File(p) => copy_blob_file(p, dest),
+        Content::File { path, digest, size } => copy_blob_file(path, digest, *size, dest),
     }
 }
 
@@ -236,13 +257,12 @@ fn write_archive(image: &BuiltImage, dest: &Path, names: &[ImageName], docker: b
     for (name, content) in blob_files(image)? {
         match content {
             Content::Bytes(b) => add_bytes(&mut builder, &name, &b)?,
-            Content::File(p) => {
-                let file = File::open(&p).ctx("open blob", &p)?;
-                let size = file.metadata().ctx("stat", &p)?.len();
+            Content::File { path, digest, size } => {
+                let reader = open_verified(&path, &digest, size)?;
                 let mut h = tar_header(tar::EntryType::Regular, size, 0o644, mtime);
                 builder
-                    .append_data(&mut h, &name, file.take(size))
-                    .ctx("archive blob", &p)?;
+                    .append_data(&mut h, &name, reader)
+                    .ctx("archive blob", &path)?;
             }
         }
     }
@@ -252,8 +272,6 @@ fn write_archive(image: &BuiltImage, dest: &Path, names: &[ImageName], docker: b
     drop(buffered);
     out.commit()
 }
-
-use std::io::Read as _;
 
 /// `--output type=oci,dest=FILE`: the OCI layout as a tar archive.
 pub fn write_oci_archive(image: &BuiltImage, dest: &Path, names: &[ImageName]) -> Result<()> {

@@ -159,13 +159,23 @@ fn set_metadata(path: &Path, meta: &EntryMeta, is_symlink: bool) -> Result<()> {
     filetime::set_symlink_file_times(path, t, t).ctx("set times", path)
 }
 
+/// A numeric header field; all-blank counts as zero, as other tar readers take it.
+fn numeric(value: io::Result<u64>, raw: &[u8]) -> Result<u64> {
+    match value {
+        Ok(v) => Ok(v),
+        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn entry_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<EntryMeta> {
     let h = entry.header();
+    let old = h.as_old();
     let mut meta = EntryMeta {
-        mode: h.mode()?,
-        uid: h.uid()?,
-        gid: h.gid()?,
-        mtime: i64::try_from(h.mtime()?).unwrap_or(0),
+        mode: numeric(h.mode().map(u64::from), &old.mode)? as u32,
+        uid: numeric(h.uid(), &old.uid)?,
+        gid: numeric(h.gid(), &old.gid)?,
+        mtime: i64::try_from(numeric(h.mtime(), &old.mtime)?).unwrap_or(0),
         xattrs: Vec::new(),
     };
     if let Some(pax) = entry.pax_extensions()? {
@@ -203,8 +213,17 @@ pub fn unpack_layer<R: Read>(blob: R, root: &Path) -> Result<()> {
         let Some((name, parents)) = comps.split_last() else {
             continue; // the root itself
         };
-        let parent = resolve_dir(root, parents, true)?;
         let name_bytes = name.as_bytes();
+        let is_whiteout = name_bytes.starts_with(WHITEOUT_PREFIX);
+        // A whiteout below a directory that does not exist has nothing to delete.
+        let parent = match resolve_dir(root, parents, !is_whiteout) {
+            Err(ExportError::Io { source, .. })
+                if is_whiteout && source.kind() == io::ErrorKind::NotFound =>
+            {
+                continue;
+            }
+            other => other?,
+        };
         if name_bytes == OPAQUE_MARKER {
             for child in fs::read_dir(&parent).ctx("read directory", &parent)? {
                 let child = child.ctx("read directory", &parent)?.path();
@@ -327,6 +346,46 @@ mod tests {
         assert_eq!(p, root.join("x"));
         let p = resolve_dir(&root, &[OsString::from("rel")], false).unwrap();
         assert_eq!(p, root.join("real"));
+    }
+
+    fn layer(entries: &[(&str, tar::EntryType)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, kind) in entries {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(*kind);
+            h.set_mode(0o755);
+            h.set_size(0);
+            b.append_data(&mut h, path, io::empty()).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn whiteouts_delete_and_never_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let base = layer(&[
+            ("keep/", EntryType::Directory),
+            ("keep/a", EntryType::Regular),
+            ("keep/gone", EntryType::Regular),
+            ("opq/", EntryType::Directory),
+            ("opq/old", EntryType::Regular),
+        ]);
+        unpack_layer(base.as_slice(), root).unwrap();
+        let diff = layer(&[
+            ("keep/.wh.gone", EntryType::Regular),
+            ("missing/.wh.x", EntryType::Regular),
+            ("opq/", EntryType::Directory),
+            ("opq/.wh..wh..opq", EntryType::Regular),
+            ("opq/new", EntryType::Regular),
+        ]);
+        unpack_layer(diff.as_slice(), root).unwrap();
+        assert!(root.join("keep/a").exists());
+        assert!(!root.join("keep/gone").exists());
+        assert!(!root.join("keep/.wh.gone").exists());
+        assert!(!root.join("missing").exists());
+        assert!(!root.join("opq/old").exists());
+        assert!(root.join("opq/new").exists());
     }
 
     #[test]

@@ -229,3 +229,97 @@ fn layout_merge_keeps_other_tags_and_replaces_same_tag() {
         Err(ExportError::DestinationNotEmpty(_))
     ));
 }
+
+#[test]
+fn compressed_archives_and_layout_refs_load() {
+    if skip_unless(&[]) {
+        return;
+    }
+    let fx = build_fixture(&epoch_options());
+    let names = [ImageName::parse("kiln/test:v1").unwrap()];
+    let plain = fx.path("docker.tar");
+    write_docker_archive(&fx.image, &plain, &names).unwrap();
+    let gz = fx.path("docker.tar.gz");
+    let mut enc = flate2::write::GzEncoder::new(fs::File::create(&gz).unwrap(), Default::default());
+    std::io::copy(&mut fs::File::open(&plain).unwrap(), &mut enc).unwrap();
+    enc.finish().unwrap();
+    let img = load_image(&gz, Some("kiln/test:v1"), None).unwrap();
+    assert_eq!(img.config_bytes, fx.image.config_blob.bytes);
+
+    let layout = fx.path("ctx");
+    write_oci_layout(&fx.image, &layout, &names).unwrap();
+    let digest = fx.image.manifest_blob.descriptor.digest().to_string();
+    for text in [
+        format!("oci-layout://{}:v1", layout.display()),
+        format!("oci-layout://{}@{digest}", layout.display()),
+    ] {
+        let r = kiln_exporter::OciLayoutRef::parse(&text).unwrap();
+        let img = load_image(&r.path, r.selector(), None).unwrap();
+        assert_eq!(img.manifest_descriptor.digest().to_string(), digest);
+    }
+}
+
+/// A `docker save` archive in the pre-25 layout: `<id>/layer.tar` uncompressed, the config
+/// as `<hex>.json`, a repeated layer stored once and symlinked.
+fn legacy_docker_archive(dest: &std::path::Path, tamper: bool) -> kiln_exporter::Digest {
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("hello"), b"hi\n").unwrap();
+    let (mut layer, diff_id) = kiln_exporter::write_layer_tar(
+        kiln_exporter::LayerSource::Tree(src.path()),
+        Some(0),
+        Vec::new(),
+    )
+    .unwrap();
+    let mut config = kiln_exporter::testutil::busybox_config();
+    config.rootfs.diff_ids = vec![diff_id.clone(), diff_id.clone()];
+    let config_bytes = config.to_json().unwrap();
+    let config_hex = kiln_exporter::sha256_digest(&config_bytes).as_ref()[7..].to_owned();
+    if tamper {
+        let n = layer.len();
+        layer[n - 1100] ^= 1;
+    }
+    let manifest = serde_json::json!([{
+        "Config": format!("{config_hex}.json"),
+        "RepoTags": ["legacy:1"],
+        "Layers": ["aaa/layer.tar", "bbb/layer.tar"],
+    }]);
+    let mut b = tar::Builder::new(fs::File::create(dest).unwrap());
+    let mut add = |name: &str, bytes: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, bytes).unwrap();
+    };
+    add("manifest.json", manifest.to_string().as_bytes());
+    add(&format!("{config_hex}.json"), &config_bytes);
+    add("aaa/layer.tar", &layer);
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "bbb/layer.tar", "../aaa/layer.tar")
+        .unwrap();
+    b.finish().unwrap();
+    diff_id
+}
+
+#[test]
+fn legacy_docker_save_archives_load_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.tar");
+    let diff_id = legacy_docker_archive(&good, false);
+    let img = load_image(&good, Some("legacy:1"), None).unwrap();
+    assert_eq!(img.layers().len(), 2);
+    assert_eq!(img.layers()[0].digest(), &diff_id);
+    assert_eq!(img.layers()[1].media_type(), &MediaType::ImageLayer);
+    let layers = img.copy_layers(&dir.path().join("blobs")).unwrap();
+    assert_eq!(layers[1].diff_id, diff_id);
+    kiln_exporter::export_local(&layers, &dir.path().join("tree")).unwrap();
+    assert_eq!(fs::read(dir.path().join("tree/hello")).unwrap(), b"hi\n");
+
+    let bad = dir.path().join("bad.tar");
+    legacy_docker_archive(&bad, true);
+    assert!(matches!(
+        load_image(&bad, None, None),
+        Err(ExportError::DigestMismatch { .. })
+    ));
+}

@@ -1,6 +1,7 @@
 //! Layer writer: a directory tree or an overlayfs upper dir in, a content-addressed,
 //! reproducible layer blob out.
 
+mod parallel_gzip;
 pub(crate) mod scan;
 mod tar_entry;
 
@@ -13,6 +14,7 @@ use oci_spec::image::{Descriptor, Digest, MediaType};
 use crate::digest::{HashingWriter, sha256_hex};
 use crate::error::{ExportError, IoContext, Result};
 use crate::fsutil::AtomicFile;
+use parallel_gzip::ParallelGzWriter;
 use scan::{EntryKind, ScanMode, ScannedEntry};
 use tar_entry::TarMeta;
 
@@ -91,6 +93,16 @@ pub fn write_layer_tar<W: Write>(
     source_date_epoch: Option<i64>,
     out: W,
 ) -> Result<(W, Digest)> {
+    let (out, diff_id, _) = write_tar_counted(source, source_date_epoch, out)?;
+    Ok((out, diff_id))
+}
+
+/// The tar into `out`, with its digest and length.
+fn write_tar_counted<W: Write>(
+    source: LayerSource<'_>,
+    source_date_epoch: Option<i64>,
+    out: W,
+) -> Result<(W, Digest, u64)> {
     let (root, mode) = source.parts();
     let mut builder = tar::Builder::new(HashingWriter::new(out));
     scan::walk(root, mode, &mut |entry: ScannedEntry| {
@@ -109,9 +121,7 @@ pub fn write_layer_tar<W: Write>(
         })
     })?;
     builder.finish()?;
-    let hashing = builder.into_inner()?;
-    let (out, diff_id, _) = hashing.finish();
-    Ok((out, diff_id))
+    Ok(builder.into_inner()?.finish())
 }
 
 /// Writes a layer blob into `blob_dir` (named by the hex of its digest) in one pass:
@@ -123,24 +133,28 @@ pub fn write_layer(
 ) -> Result<LayerDescriptor> {
     let mut temp = AtomicFile::new(&blob_dir.join("layer"))?;
     let epoch = options.source_date_epoch;
-    let stored = HashingWriter::new(BufWriter::new(temp.file()));
-    let (stored, diff_id) = match options.compression {
+    let buffered = BufWriter::new(temp.file());
+    let (mut buffered, digest, size, diff_id) = match options.compression {
         Compression::Gzip => {
             let level = options.compression_level.unwrap_or(6).clamp(0, 9) as u32;
-            // GzBuilder leaves mtime 0 and no file name in the header: reproducible bytes.
-            let encoder = flate2::GzBuilder::new().write(stored, flate2::Compression::new(level));
-            let (encoder, diff_id) = write_layer_tar(source, epoch, encoder)?;
-            (encoder.finish()?, diff_id)
+            let encoder = ParallelGzWriter::new(HashingWriter::new(buffered), level);
+            let (encoder, diff_id, _) = write_tar_counted(source, epoch, encoder)?;
+            let (buffered, digest, size) = encoder.finish()?.finish();
+            (buffered, digest, size, diff_id)
         }
         Compression::Zstd => {
             let level = options.compression_level.unwrap_or(3).clamp(1, 22);
-            let encoder = zstd::Encoder::new(stored, level)?;
-            let (encoder, diff_id) = write_layer_tar(source, epoch, encoder)?;
-            (encoder.finish()?, diff_id)
+            let encoder = zstd::Encoder::new(HashingWriter::new(buffered), level)?;
+            let (encoder, diff_id, _) = write_tar_counted(source, epoch, encoder)?;
+            let (buffered, digest, size) = encoder.finish()?.finish();
+            (buffered, digest, size, diff_id)
         }
-        Compression::Uncompressed => write_layer_tar(source, epoch, stored)?,
+        Compression::Uncompressed => {
+            // The blob is the tar: one hash serves as digest and diff_id.
+            let (buffered, diff_id, size) = write_tar_counted(source, epoch, buffered)?;
+            (buffered, diff_id.clone(), size, diff_id)
+        }
     };
-    let (mut buffered, digest, size) = stored.finish();
     buffered.flush()?;
     drop(buffered);
     let path = blob_dir.join(sha256_hex(&digest)?);

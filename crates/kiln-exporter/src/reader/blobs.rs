@@ -23,6 +23,8 @@ pub(crate) enum Files {
     Tar {
         path: PathBuf,
         members: HashMap<String, Member>,
+        /// A compressed archive is expanded here first; kept alive as long as `path` is read.
+        _expanded: Option<tempfile::NamedTempFile>,
     },
 }
 
@@ -46,6 +48,27 @@ impl Files {
     }
 
     pub(crate) fn tar(path: &Path) -> Result<Self> {
+        let mut head = [0u8; 4];
+        let n = File::open(path)
+            .and_then(|mut f| f.read(&mut head))
+            .ctx("open archive", path)?;
+        if head[..n].starts_with(&[0x1f, 0x8b]) || head[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        {
+            // `docker save | gzip` and friends: random access needs the plain tar.
+            let mut expanded =
+                tempfile::NamedTempFile::new().ctx("create temporary file", "/tmp")?;
+            let source = File::open(path).ctx("open archive", path)?;
+            std::io::copy(
+                &mut crate::unpack::decompressed(source)?,
+                expanded.as_file_mut(),
+            )
+            .ctx("decompress", path)?;
+            let mut files = Files::tar(expanded.path())?;
+            if let Files::Tar { _expanded, .. } = &mut files {
+                *_expanded = Some(expanded);
+            }
+            return Ok(files);
+        }
         let file = File::open(path).ctx("open archive", path)?;
         let mut archive = tar::Archive::new(file);
         let mut members = HashMap::new();
@@ -87,6 +110,7 @@ impl Files {
         Ok(Files::Tar {
             path: path.to_path_buf(),
             members,
+            _expanded: None,
         })
     }
 
@@ -116,7 +140,7 @@ impl Files {
                 let size = file.metadata().ctx("stat", &path)?.len();
                 Ok((Box::new(file), size))
             }
-            Files::Tar { path, members } => {
+            Files::Tar { path, members, .. } => {
                 for _ in 0..16 {
                     match members.get(&name) {
                         Some(Member::File { offset, size }) => {

@@ -4,6 +4,9 @@
 
 mod blobs;
 mod docker;
+mod source_ref;
+
+pub use source_ref::{OciLayoutRef, parse_platform};
 
 use std::io::Read;
 use std::path::Path;
@@ -295,7 +298,8 @@ impl LoadedImage {
     }
 
     /// A reader of layer `index`'s blob that fails at the end if the bytes are not the ones
-    /// the manifest names.
+    /// the manifest names. The check happens at end of stream: read it to EOF (as
+    /// [`LoadedImage::copy_layers`] does) before trusting what was read.
     pub fn open_layer(&self, index: usize) -> Result<Box<dyn Read + Send + '_>> {
         let desc = self
             .layers()

@@ -33,6 +33,14 @@ pub struct BakeArgs {
     #[arg(long, value_name = "TYPE")]
     pub list: Option<String>,
 
+    /// Flags that shape how targets are built.
+    #[command(flatten)]
+    pub build: Box<BakeBuildFlags>,
+}
+
+/// Build-execution flags, boxed to keep the subcommand enum small.
+#[derive(clap::Args, Debug, Default)]
+pub struct BakeBuildFlags {
     /// Shorthand for "--set=*.output=type=docker"
     #[arg(long)]
     pub load: bool,
@@ -97,21 +105,26 @@ pub struct BakeArgs {
 /// The `--set` overrides implied by shorthand flags, after the user's own.
 fn overrides(args: &BakeArgs) -> Vec<String> {
     let mut out = args.set.clone();
-    let call = if args.check { Some("check".to_string()) } else { args.call.clone() };
+    let flags = &args.build;
+    let call = if flags.check {
+        Some("check".to_string())
+    } else {
+        flags.call.clone()
+    };
     let implied = [
-        (args.push, "*.push=true".to_string()),
-        (args.load, "*.load=true".to_string()),
-        (args.no_cache, "*.no-cache=true".to_string()),
-        (args.pull, "*.pull=true".to_string()),
+        (flags.push, "*.push=true".to_string()),
+        (flags.load, "*.load=true".to_string()),
+        (flags.no_cache, "*.no-cache=true".to_string()),
+        (flags.pull, "*.pull=true".to_string()),
     ];
     out.extend(implied.into_iter().filter(|(on, _)| *on).map(|(_, s)| s));
     if let Some(c) = call {
         out.push(format!("*.call={c}"));
     }
-    if let Some(p) = &args.provenance {
+    if let Some(p) = &flags.provenance {
         out.push(format!("*.attest={}", attest_flag("provenance", p)));
     }
-    if let Some(s) = &args.sbom {
+    if let Some(s) = &flags.sbom {
         out.push(format!("*.attest={}", attest_flag("sbom", s)));
     }
     out
@@ -151,13 +164,17 @@ fn parse_list(spec: &str) -> Result<(String, bool), String> {
     }
     match kind.as_deref() {
         Some("targets") | Some("variables") => Ok((kind.unwrap_or_default(), json)),
-        other => Err(format!("invalid --list type {other:?}: expected \"targets\" or \"variables\"")),
+        other => Err(format!(
+            "invalid --list type {other:?}: expected \"targets\" or \"variables\""
+        )),
     }
 }
 
 fn execute(args: &BakeArgs, out: &mut dyn Write) -> Result<i32, String> {
-    let cwd = std::env::current_dir().map_err(|e| format!("cannot determine working directory: {e}"))?;
-    let files = kiln_bake::read_files(&args.files, &cwd, &mut std::io::stdin()).map_err(|e| e.to_string())?;
+    let cwd =
+        std::env::current_dir().map_err(|e| format!("cannot determine working directory: {e}"))?;
+    let files = kiln_bake::read_files(&args.files, &cwd, &mut std::io::stdin())
+        .map_err(|e| e.to_string())?;
     let req = BakeRequest {
         files,
         targets: args.targets.clone(),
@@ -174,15 +191,15 @@ fn execute(args: &BakeArgs, out: &mut dyn Write) -> Result<i32, String> {
         let text = match (kind.as_str(), json) {
             ("targets", false) => print::list_targets(&parsed.config),
             ("variables", false) => print::list_variables(&parsed.variables),
-            ("targets", true) => pretty(&print::list_json_targets(&parsed.config)),
-            _ => pretty(&print::list_json_variables(&parsed.variables)),
+            ("targets", true) => pretty(&print::list_json_targets(&parsed.config)) + "\n",
+            _ => pretty(&print::list_json_variables(&parsed.variables)) + "\n",
         };
         out.write_all(text.as_bytes()).map_err(write_err)?;
         return Ok(0);
     }
     let resolved = kiln_bake::resolve(&req).map_err(|e| e.to_string())?;
     if args.print {
-        writeln!(out, "{}", pretty(&print::print_json(&resolved))).map_err(write_err)?;
+        writeln!(out, "{}", print::print_text(&resolved)).map_err(write_err)?;
         return Ok(0);
     }
     Err(format!(
@@ -212,14 +229,31 @@ mod tests {
 
     #[test]
     fn shorthand_flags_become_overrides() {
-        let args = BakeArgs { push: true, check: true, set: vec!["a.tags=x".into()], ..BakeArgs::default() };
-        assert_eq!(overrides(&args), vec!["a.tags=x", "*.push=true", "*.call=check"]);
+        let args = BakeArgs {
+            set: vec!["a.tags=x".into()],
+            build: Box::new(BakeBuildFlags {
+                push: true,
+                check: true,
+                ..BakeBuildFlags::default()
+            }),
+            ..BakeArgs::default()
+        };
+        assert_eq!(
+            overrides(&args),
+            vec!["a.tags=x", "*.push=true", "*.call=check"]
+        );
     }
 
     #[test]
     fn list_spec_forms() {
-        assert_eq!(parse_list("targets").unwrap(), ("targets".to_string(), false));
-        assert_eq!(parse_list("type=variables,format=json").unwrap(), ("variables".to_string(), true));
+        assert_eq!(
+            parse_list("targets").unwrap(),
+            ("targets".to_string(), false)
+        );
+        assert_eq!(
+            parse_list("type=variables,format=json").unwrap(),
+            ("variables".to_string(), true)
+        );
         assert!(parse_list("nope").is_err());
     }
 }

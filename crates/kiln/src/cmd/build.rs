@@ -249,30 +249,6 @@ pub fn dockerfile_source(context: &str, file: Option<&str>) -> DockerfileSource 
     }
 }
 
-/// Flags that parse but that this version of kiln cannot honour yet, named plainly.
-pub fn unserved_flags(args: &BuildArgs) -> Vec<&'static str> {
-    let mut unserved = Vec::new();
-    let mut note = |on: bool, name: &'static str| {
-        if on {
-            unserved.push(name);
-        }
-    };
-    note(!args.tags.is_empty(), "--tag");
-    note(!args.outputs.is_empty(), "--output");
-    note(!args.cache_from.is_empty(), "--cache-from");
-    note(!args.cache_to.is_empty(), "--cache-to");
-    note(args.push, "--push");
-    note(args.load, "--load");
-    note(args.iidfile.is_some(), "--iidfile");
-    note(!args.secrets.is_empty(), "--secret");
-    note(!args.ssh.is_empty(), "--ssh");
-    note(
-        !args.attest.is_empty() || args.provenance.is_some() || args.sbom.is_some(),
-        "--attest",
-    );
-    unserved
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,7 +308,7 @@ mod tests {
 }
 
 /// Runs `kiln build`.
-pub fn run(args: &BuildArgs) -> i32 {
+pub fn run(args: &BuildArgs, root: Option<&Path>) -> i32 {
     let call = match parse_call(&args.call, args.check, args.format.as_deref()) {
         Ok(call) => call,
         Err(message) => return crate::render::fail("kiln build", &message),
@@ -362,16 +338,13 @@ pub fn run(args: &BuildArgs) -> i32 {
             if status != 0 {
                 return status;
             }
-            let unserved = unserved_flags(args);
-            let mut message = String::from(
-                "building images needs kiln's engine, which this version does not have yet; \
-                 the Dockerfile parsed and validated. Available now: --call=outline, \
-                 --call=targets, --check",
-            );
-            if !unserved.is_empty() {
-                message.push_str(&format!(". Not served yet: {}", unserved.join(", ")));
+            match super::build_exec::run_build(args, root, &label, &text, &build_args) {
+                Ok(()) => 0,
+                Err(failure) => {
+                    eprintln!("ERROR: {}", failure.message);
+                    failure.code
+                }
             }
-            crate::render::fail("kiln build", &message)
         }
     }
 }

@@ -74,7 +74,10 @@ pub fn check(request: &CallRequest<'_>) -> i32 {
     let printed = match request.format {
         Format::Json => print_json(&report),
         Format::Text => {
-            print!("{}", check::render_check(request.label, request.text, &report));
+            print!(
+                "{}",
+                check::render_check(request.label, request.text, &report)
+            );
             0
         }
     };

@@ -3,6 +3,9 @@
 pub mod bake;
 pub mod build;
 mod build_call;
+mod build_exec;
+mod images;
+mod outputs;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -10,11 +13,27 @@ pub enum Command {
     Build(Box<build::BuildArgs>),
     /// Build many targets from docker-bake.hcl, JSON or compose files
     Bake(bake::BakeArgs),
+    /// List images in kiln's store
+    Images(images::ImagesArgs),
+    /// Remove images from kiln's store
+    Rmi(images::RmiArgs),
+    /// Write images to a docker archive (what `docker load` reads)
+    Save(images::SaveArgs),
+    /// Load images from a docker or OCI archive
+    Load(images::LoadArgs),
+    /// Create an image from a root filesystem tarball (like `docker import`)
+    Import(images::ImportArgs),
 }
 
-pub fn run(command: Command, _globals: &crate::Globals) -> i32 {
+pub fn run(command: Command, globals: &crate::Globals) -> i32 {
+    let root = globals.root.as_deref();
     match command {
-        Command::Build(args) => build::run(&args),
+        Command::Build(args) => build::run(&args, root),
         Command::Bake(args) => bake::run(args),
+        Command::Images(args) => images::run_images(&args, root),
+        Command::Rmi(args) => images::run_rmi(&args, root),
+        Command::Save(args) => images::run_save(&args, root),
+        Command::Load(args) => images::run_load(&args, root),
+        Command::Import(args) => images::run_import(&args, root),
     }
 }

@@ -1,0 +1,329 @@
+//! `kiln build` for real: plan, solve, export to every requested output.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kiln_exporter::imagestore;
+use kiln_exporter::{
+    BuiltImage, Compression, ImageName, ImageOptions, LayerOptions, ManifestFormat, build_image,
+    export_local, export_rootfs_tar, write_docker_archive, write_oci_archive, write_oci_layout,
+};
+use kiln_graph::Graph;
+use kiln_solver::build::{BuildRequest, StoreImages, parse_build_context, plan};
+use kiln_solver::engine::export::stage_image;
+use kiln_solver::engine::{Engine, EngineConfig, parse_secret_flag};
+use kiln_solver::{SolveOptions, solve};
+use kiln_store::Store;
+use kiln_worker::CancelToken;
+
+use super::build::BuildArgs;
+use super::outputs::{OutputKind, OutputSpec, parse_output};
+use crate::progress::{Progress, ProgressMode};
+
+/// A failure with the exit code it deserves.
+pub struct Failure {
+    pub message: String,
+    pub code: i32,
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Failure {
+            message: error.to_string(),
+            code: 1,
+        }
+    }
+}
+
+pub fn open_store(root: Option<&Path>) -> Result<Arc<Store>, Failure> {
+    let root = match root {
+        Some(root) => root.to_path_buf(),
+        None => Store::default_root()?,
+    };
+    Ok(Arc::new(Store::open(&root)?))
+}
+
+/// Everything `kiln build` was asked for, checked before anything runs.
+struct Plan {
+    request: BuildRequest,
+    secrets: HashMap<String, kiln_solver::engine::SecretSource>,
+    outputs: Vec<OutputSpec>,
+    tags: Vec<String>,
+    source_date_epoch: Option<i64>,
+}
+
+fn prepare(
+    args: &BuildArgs,
+    label: &str,
+    text: &str,
+    build_args: &BTreeMap<String, String>,
+) -> Result<Plan, Failure> {
+    let mut outputs = args
+        .outputs
+        .iter()
+        .map(|o| parse_output(o))
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.push {
+        outputs.push(parse_output("type=registry")?);
+    }
+    if outputs
+        .iter()
+        .any(|o| o.push || o.kind == OutputKind::Registry)
+    {
+        return Err(Failure {
+            message: "pushing to a registry (--push, type=registry, push=true) is not supported by this version of kiln"
+                .into(),
+            code: 2,
+        });
+    }
+    let mut named_contexts = BTreeMap::new();
+    for raw in &args.build_contexts {
+        let (name, context) = parse_build_context(raw)?;
+        named_contexts.insert(name, context);
+    }
+    let mut secrets = HashMap::new();
+    for raw in &args.secrets {
+        let (id, source) = parse_secret_flag(raw)?;
+        secrets.insert(id, source);
+    }
+    let mut labels = BTreeMap::new();
+    for raw in &args.labels {
+        let (key, value) = raw.split_once('=').unwrap_or((raw.as_str(), ""));
+        labels.insert(key.to_string(), value.to_string());
+    }
+    let context = if args.context == "-" {
+        None
+    } else {
+        Some(
+            std::fs::canonicalize(&args.context)
+                .map_err(|e| format!("cannot use build context {}: {e}", args.context))?,
+        )
+    };
+    let dockerfile_path = match args.file.as_deref() {
+        Some("-") => None,
+        Some(path) => Some(PathBuf::from(path)),
+        None => context.as_ref().map(|c| c.join("Dockerfile")),
+    };
+    let epoch_text = build_args
+        .get("SOURCE_DATE_EPOCH")
+        .cloned()
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok());
+    let source_date_epoch = match epoch_text.as_deref().filter(|t| !t.is_empty()) {
+        Some(text) => Some(
+            text.parse::<i64>()
+                .map_err(|_| format!("invalid SOURCE_DATE_EPOCH {text:?}: expected seconds"))?,
+        ),
+        None => None,
+    };
+    if args.platforms.len() > 1 {
+        return Err(Failure {
+            message: "multi-platform builds are not supported by this version of kiln".into(),
+            code: 2,
+        });
+    }
+    let request = BuildRequest {
+        dockerfile_label: label.to_string(),
+        dockerfile_text: text.to_string(),
+        dockerfile_path,
+        context,
+        target: args.target.clone(),
+        build_args: build_args.clone(),
+        named_contexts,
+        platform: args.platforms.first().cloned(),
+        labels,
+    };
+    Ok(Plan {
+        request,
+        secrets,
+        outputs,
+        tags: args.tags.clone(),
+        source_date_epoch,
+    })
+}
+
+pub fn run_build(
+    args: &BuildArgs,
+    root: Option<&Path>,
+    label: &str,
+    text: &str,
+    build_args: &BTreeMap<String, String>,
+) -> Result<(), Failure> {
+    let plan_input = prepare(args, label, text, build_args)?;
+    let mode = ProgressMode::parse(&args.progress).map_err(|m| Failure {
+        message: m,
+        code: 2,
+    })?;
+    let store = open_store(root)?;
+    let runc = kiln_worker::runc::RuncExecutor::new(&store);
+    kiln_worker::cleanup_stale(&store, &runc)?;
+
+    let images = Arc::new(StoreImages::new(store.clone()));
+    let mut graph = Graph::new();
+    let stage = plan(&mut graph, &images, &plan_input.request)?;
+
+    let cancel = CancelToken::new();
+    let on_signal = cancel.clone();
+    // A second handler cannot be installed in one process; tests run builds one per process.
+    let _ = ctrlc::set_handler(move || on_signal.cancel());
+    let engine = Engine::new(
+        store.clone(),
+        EngineConfig {
+            local_contexts: HashMap::new(),
+            secrets: plan_input.secrets.clone(),
+            images: images.clone(),
+        },
+        cancel.clone(),
+    );
+    let progress = Progress::new(mode);
+    for (id, node) in graph.nodes() {
+        if let Some(description) = node.descriptions.first() {
+            progress.describe(id, description);
+        }
+    }
+    let stop = || cancel.is_cancelled();
+    let options = SolveOptions {
+        max_parallelism: args
+            .max_parallelism
+            .unwrap_or_else(|| SolveOptions::default().max_parallelism),
+        fail_fast: true,
+        cancelled: Some(&stop),
+    };
+    let outcome = solve(&graph, &[stage.fs], &engine, &options, &|event| {
+        progress.event(&event)
+    });
+    progress.finish();
+    if cancel.is_cancelled() {
+        return Err(Failure {
+            message: "build cancelled".into(),
+            code: 130,
+        });
+    }
+    if let Some((node, error)) = outcome.failures.first() {
+        let step = graph
+            .node(*node)
+            .and_then(|n| n.descriptions.first().cloned())
+            .unwrap_or_default();
+        return Err(Failure {
+            message: format!("{step}: {error}"),
+            code: 1,
+        });
+    }
+
+    let compression = match plan_input
+        .outputs
+        .iter()
+        .find_map(|o| o.compression.as_deref())
+    {
+        Some("zstd") => Compression::Zstd,
+        Some("uncompressed") => Compression::Uncompressed,
+        _ => Compression::Gzip,
+    };
+    let layer_options = LayerOptions {
+        compression,
+        compression_level: plan_input.outputs.iter().find_map(|o| o.compression_level),
+        source_date_epoch: plan_input.source_date_epoch,
+    };
+    let image = stage_image(&engine, &graph, &stage, &outcome.outputs, &layer_options)?;
+    let built = build_image(
+        &image.config,
+        &image.layers,
+        &ImageOptions {
+            format: ManifestFormat::Oci,
+            annotations: BTreeMap::new(),
+            source_date_epoch: plan_input.source_date_epoch,
+        },
+    )?;
+    write_outputs(&store, &built, &plan_input, args)
+}
+
+fn write_outputs(
+    store: &Store,
+    built: &BuiltImage,
+    plan: &Plan,
+    args: &BuildArgs,
+) -> Result<(), Failure> {
+    let mut names: Vec<String> = plan.tags.clone();
+    for output in &plan.outputs {
+        names.extend(output.names.iter().cloned());
+    }
+    let manifest_digest = imagestore::save(store, built, &names)?;
+    let image_names: Vec<ImageName> = names
+        .iter()
+        .filter_map(|n| ImageName::parse(n).ok())
+        .collect();
+    for output in &plan.outputs {
+        match &output.kind {
+            OutputKind::Image | OutputKind::CacheOnly | OutputKind::Registry => {}
+            OutputKind::Oci { dest, tar: true } => write_oci_archive(built, dest, &image_names)?,
+            OutputKind::Oci { dest, tar: false } => write_oci_layout(built, dest, &image_names)?,
+            OutputKind::Docker { dest } => write_docker_archive(built, dest, &image_names)?,
+            OutputKind::Local { dest } => export_local(&built.layers, dest)?,
+            OutputKind::Tar { dest } => {
+                export_rootfs_tar(&built.layers, dest, plan.source_date_epoch)?
+            }
+        }
+    }
+    if args.load {
+        load_into_docker(built, &image_names)?;
+    }
+    let config_digest = built.config_blob.descriptor.digest().to_string();
+    if let Some(path) = &args.iidfile {
+        kiln_store::fsutil::write_atomic(path, config_digest.as_bytes())?;
+    }
+    if let Some(path) = &args.metadata_file {
+        let metadata = serde_json::json!({
+            "containerimage.digest": manifest_digest.to_string(),
+            "containerimage.config.digest": config_digest,
+            "containerimage.descriptor": {
+                "mediaType": built.manifest_blob.descriptor.media_type().to_string(),
+                "digest": manifest_digest.to_string(),
+                "size": built.manifest_blob.descriptor.size(),
+            },
+            "image.name": names.join(","),
+        });
+        let text = serde_json::to_vec_pretty(&metadata)?;
+        kiln_store::fsutil::write_atomic(path, &text)?;
+    }
+    if args.quiet {
+        println!("{config_digest}");
+    } else {
+        eprintln!("writing image {manifest_digest} done");
+        for name in &names {
+            eprintln!("naming to {name} done");
+        }
+    }
+    Ok(())
+}
+
+/// `--load`: hands a docker archive to a running docker daemon through the docker CLI.
+fn load_into_docker(built: &BuiltImage, names: &[ImageName]) -> Result<(), Failure> {
+    let socket = Path::new("/var/run/docker.sock");
+    if !socket.exists() {
+        return Err(Failure {
+            message: "--load: no docker daemon is running (/var/run/docker.sock is missing); the image is in kiln's store".into(),
+            code: 1,
+        });
+    }
+    let dir = std::env::temp_dir().join(format!("kiln-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let archive = dir.join("image.tar");
+    write_docker_archive(built, &archive, names)?;
+    let status = std::process::Command::new("docker")
+        .arg("load")
+        .arg("-i")
+        .arg(&archive)
+        .status();
+    let _ = std::fs::remove_dir_all(&dir);
+    match status {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(Failure {
+            message: format!("--load: docker load failed ({s})"),
+            code: 1,
+        }),
+        Err(e) => Err(Failure {
+            message: format!("--load: cannot run docker: {e}"),
+            code: 1,
+        }),
+    }
+}
