@@ -32,11 +32,18 @@ fn local_path(s: &str, cwd: &Path) -> String {
 
 pub fn build_opt(t: &Target, cwd: &Path) -> BuildOpt {
     let context = t.context.clone().unwrap_or_else(|| ".".into());
-    let context_path = if is_remote(&context) && !context.starts_with("cwd://") { context.clone() } else { local_path(&context, cwd) };
+    let context_path = if is_remote(&context) && !context.starts_with("cwd://") {
+        context.clone()
+    } else {
+        local_path(&context, cwd)
+    };
     let dockerfile = t.dockerfile.clone().unwrap_or_else(|| "Dockerfile".into());
     let dockerfile_path = if dockerfile.starts_with("cwd://") {
         local_path(&dockerfile, cwd)
-    } else if dockerfile.starts_with('/') || is_remote(&context_path) || t.dockerfile_inline.is_some() {
+    } else if dockerfile.starts_with('/')
+        || is_remote(&context_path)
+        || t.dockerfile_inline.is_some()
+    {
         dockerfile
     } else {
         clean_path(&format!("{context_path}/{dockerfile}"))
@@ -45,7 +52,16 @@ pub fn build_opt(t: &Target, cwd: &Path) -> BuildOpt {
         .contexts
         .iter()
         .flatten()
-        .map(|(k, v)| (k.clone(), if v.starts_with("cwd://") { local_path(v, cwd) } else { v.clone() }))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                if v.starts_with("cwd://") {
+                    local_path(v, cwd)
+                } else {
+                    v.clone()
+                },
+            )
+        })
         .collect();
     let attests = t
         .attest
@@ -54,7 +70,14 @@ pub fn build_opt(t: &Target, cwd: &Path) -> BuildOpt {
         .map(|e| {
             let ty = e.get("type").cloned().unwrap_or_default();
             let disabled = e.get("disabled").is_some_and(|d| d == "true");
-            (ty, if disabled { None } else { Some(canonical(EntryKind::Attest, e)) })
+            (
+                ty,
+                if disabled {
+                    None
+                } else {
+                    Some(canonical(EntryKind::Attest, e))
+                },
+            )
         })
         .collect();
     BuildOpt {

@@ -66,29 +66,59 @@ pub struct Target {
 
 /// Attribute names a target block accepts.
 pub const TARGET_ATTRS: &[&str] = &[
-    "description", "inherits", "context", "contexts", "dockerfile", "dockerfile-inline", "args",
-    "labels", "tags", "platforms", "target", "output", "cache-from", "cache-to", "secret", "ssh",
-    "attest", "annotations", "no-cache", "no-cache-filter", "pull", "network", "shm-size",
-    "ulimits", "entitlements", "extra-hosts", "call", "resources", "matrix", "name",
+    "description",
+    "inherits",
+    "context",
+    "contexts",
+    "dockerfile",
+    "dockerfile-inline",
+    "args",
+    "labels",
+    "tags",
+    "platforms",
+    "target",
+    "output",
+    "cache-from",
+    "cache-to",
+    "secret",
+    "ssh",
+    "attest",
+    "annotations",
+    "no-cache",
+    "no-cache-filter",
+    "pull",
+    "network",
+    "shm-size",
+    "ulimits",
+    "entitlements",
+    "extra-hosts",
+    "call",
+    "resources",
+    "matrix",
+    "name",
 ];
 
 fn want_string(field: &str, v: &Value) -> Result<Option<String>, String> {
     match v {
         Value::Null => Ok(None),
-        other => other
-            .as_string()
-            .map(Some)
-            .ok_or_else(|| format!("Unsuitable value type for {field:?}: string required, got {}", other.type_name())),
+        other => other.as_string().map(Some).ok_or_else(|| {
+            format!(
+                "Unsuitable value type for {field:?}: string required, got {}",
+                other.type_name()
+            )
+        }),
     }
 }
 
 fn want_bool(field: &str, v: &Value) -> Result<Option<bool>, String> {
     match v {
         Value::Null => Ok(None),
-        other => other
-            .as_bool()
-            .map(Some)
-            .ok_or_else(|| format!("Unsuitable value type for {field:?}: bool required, got {}", other.type_name())),
+        other => other.as_bool().map(Some).ok_or_else(|| {
+            format!(
+                "Unsuitable value type for {field:?}: bool required, got {}",
+                other.type_name()
+            )
+        }),
     }
 }
 
@@ -107,7 +137,10 @@ fn want_list(field: &str, v: &Value) -> Result<Option<Vec<String>>, String> {
             }
             Ok(Some(out))
         }
-        other => Err(format!("Unsuitable value type for {field:?}: list of string required, got {}", other.type_name())),
+        other => Err(format!(
+            "Unsuitable value type for {field:?}: list of string required, got {}",
+            other.type_name()
+        )),
     }
 }
 
@@ -127,7 +160,10 @@ fn want_map(field: &str, v: &Value) -> Result<Option<BTreeMap<String, Option<Str
             }
             Ok(Some(out))
         }
-        other => Err(format!("Unsuitable value type for {field:?}: map of string required, got {}", other.type_name())),
+        other => Err(format!(
+            "Unsuitable value type for {field:?}: map of string required, got {}",
+            other.type_name()
+        )),
     }
 }
 
@@ -154,7 +190,10 @@ fn want_entries(field: &str, v: &Value) -> Result<Option<Vec<Entry>>, String> {
             }
             Ok(Some(out))
         }
-        other => Err(format!("Unsuitable value type for {field:?}: list required, got {}", other.type_name())),
+        other => Err(format!(
+            "Unsuitable value type for {field:?}: list required, got {}",
+            other.type_name()
+        )),
     }
 }
 
@@ -183,8 +222,11 @@ impl Target {
             "inherits" => self.inherits = want_list(field, v)?.unwrap_or_default(),
             "context" => self.context = want_string(field, v)?,
             "contexts" => {
-                self.contexts = want_map(field, v)?
-                    .map(|m| m.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
+                self.contexts = want_map(field, v)?.map(|m| {
+                    m.into_iter()
+                        .filter_map(|(k, v)| v.map(|v| (k, v)))
+                        .collect()
+                })
             }
             "dockerfile" => self.dockerfile = want_string(field, v)?,
             "dockerfile-inline" => self.dockerfile_inline = want_string(field, v)?,
@@ -208,8 +250,11 @@ impl Target {
             "ulimits" => self.ulimits = want_list(field, v)?,
             "entitlements" => self.entitlements = want_list(field, v)?,
             "extra-hosts" => {
-                self.extra_hosts = want_map(field, v)?
-                    .map(|m| m.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
+                self.extra_hosts = want_map(field, v)?.map(|m| {
+                    m.into_iter()
+                        .filter_map(|(k, v)| v.map(|v| (k, v)))
+                        .collect()
+                })
             }
             "call" => self.call = want_string(field, v)?,
             "resources" => {
@@ -226,16 +271,29 @@ impl Target {
                                 "cpu-quota" => r.cpu_quota = want_int(k, item)?,
                                 "cpuset-cpus" => r.cpuset_cpus = want_string(k, item)?,
                                 "cpuset-mems" => r.cpuset_mems = want_string(k, item)?,
-                                other => return Err(format!("Unsupported argument; An argument named {other:?} is not expected in resources.")),
+                                other => {
+                                    return Err(format!(
+                                        "Unsupported argument; An argument named {other:?} is not expected in resources."
+                                    ));
+                                }
                             }
                         }
                         Some(r)
                     }
-                    other => return Err(format!("Unsuitable value type for \"resources\": object required, got {}", other.type_name())),
+                    other => {
+                        return Err(format!(
+                            "Unsuitable value type for \"resources\": object required, got {}",
+                            other.type_name()
+                        ));
+                    }
                 }
             }
             "matrix" | "name" => {}
-            other => return Err(format!("Unsupported argument; An argument named {other:?} is not expected here.")),
+            other => {
+                return Err(format!(
+                    "Unsupported argument; An argument named {other:?} is not expected here."
+                ));
+            }
         }
         Ok(())
     }
@@ -248,9 +306,13 @@ impl Target {
                 *a = b.clone();
             }
         }
-        fn merge_map<V: Clone>(a: &mut Option<BTreeMap<String, V>>, b: &Option<BTreeMap<String, V>>) {
+        fn merge_map<V: Clone>(
+            a: &mut Option<BTreeMap<String, V>>,
+            b: &Option<BTreeMap<String, V>>,
+        ) {
             if let Some(b) = b {
-                a.get_or_insert_with(BTreeMap::new).extend(b.iter().map(|(k, v)| (k.clone(), v.clone())));
+                a.get_or_insert_with(BTreeMap::new)
+                    .extend(b.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
         }
         fn append<T: Clone>(a: &mut Option<Vec<T>>, b: &Option<Vec<T>>) {
@@ -373,8 +435,14 @@ pub fn strings_of(v: &Value) -> Result<Vec<String>, String> {
         Value::Null => Ok(Vec::new()),
         Value::List(items) => items
             .iter()
-            .map(|i| i.as_string().ok_or_else(|| "list of string required".to_string()))
+            .map(|i| {
+                i.as_string()
+                    .ok_or_else(|| "list of string required".to_string())
+            })
             .collect(),
-        other => Err(format!("list of string required, got {}", other.type_name())),
+        other => Err(format!(
+            "list of string required, got {}",
+            other.type_name()
+        )),
     }
 }

@@ -64,8 +64,16 @@ pub fn parse_entry(kind: EntryKind, s: &str) -> Result<Entry, String> {
         }
         match field.split_once('=') {
             Some((k, v)) => {
-                let key = if kind == EntryKind::Secret && k.eq_ignore_ascii_case("source") { "src" } else { k };
-                let key = if kind == EntryKind::Secret && key.eq_ignore_ascii_case("target") { "id" } else { key };
+                let key = if kind == EntryKind::Secret && k.eq_ignore_ascii_case("source") {
+                    "src"
+                } else {
+                    k
+                };
+                let key = if kind == EntryKind::Secret && key.eq_ignore_ascii_case("target") {
+                    "id"
+                } else {
+                    key
+                };
                 entry.insert(key.trim().to_string(), v.to_string());
             }
             None if kind == EntryKind::Output && !entry.contains_key("type") => {
@@ -90,7 +98,12 @@ pub fn parse_entries(kind: EntryKind, s: &str) -> Result<Vec<Entry>, String> {
             .split(',')
             .map(str::trim)
             .filter(|r| !r.is_empty())
-            .map(|r| Entry::from([("type".to_string(), "registry".to_string()), ("ref".to_string(), r.to_string())]))
+            .map(|r| {
+                Entry::from([
+                    ("type".to_string(), "registry".to_string()),
+                    ("ref".to_string(), r.to_string()),
+                ])
+            })
             .collect());
     }
     parse_entry(kind, s).map(|e| vec![e])
@@ -123,13 +136,16 @@ pub fn entry_from_object(kind: EntryKind, map: &BTreeMap<String, Value>) -> Resu
                 .map(|i| i.as_string().ok_or("ssh paths must be strings"))
                 .collect::<Result<Vec<_>, _>>()?
                 .join(","),
-            other => other
-                .as_string()
-                .ok_or_else(|| format!("invalid value for {k:?}: string required, got {}", other.type_name()))?,
+            other => other.as_string().ok_or_else(|| {
+                format!(
+                    "invalid value for {k:?}: string required, got {}",
+                    other.type_name()
+                )
+            })?,
         };
         entry.insert(k.clone(), s);
     }
-    if kind == EntryKind::Cache && entry.get("type").is_none() && entry.contains_key("ref") {
+    if kind == EntryKind::Cache && !entry.contains_key("type") && entry.contains_key("ref") {
         entry.insert("type".into(), "registry".into());
     }
     Ok(entry)
@@ -180,7 +196,11 @@ pub fn canonical(kind: EntryKind, entry: &Entry) -> String {
             if let Some(d) = entry.get("disabled") {
                 parts.push(format!("disabled={d}"));
             }
-            rest.extend(entry.iter().filter(|(k, _)| *k != "type" && *k != "disabled"));
+            rest.extend(
+                entry
+                    .iter()
+                    .filter(|(k, _)| *k != "type" && *k != "disabled"),
+            );
         }
         EntryKind::Secret => {
             for key in ["id", "type", "src", "env"] {
@@ -188,7 +208,11 @@ pub fn canonical(kind: EntryKind, entry: &Entry) -> String {
                     parts.push(format!("{key}={v}"));
                 }
             }
-            rest.extend(entry.iter().filter(|(k, _)| !["id", "type", "src", "env"].contains(&k.as_str())));
+            rest.extend(
+                entry
+                    .iter()
+                    .filter(|(k, _)| !["id", "type", "src", "env"].contains(&k.as_str())),
+            );
         }
     }
     for (k, v) in rest {
@@ -231,7 +255,11 @@ mod tests {
 
     #[test]
     fn attest_orders_type_disabled_then_sorted_attrs() {
-        let e = parse_entry(EntryKind::Attest, "type=sbom,disabled=true,generator=foo,\"ENV1=bar,baz\",ENV2=hello").unwrap();
+        let e = parse_entry(
+            EntryKind::Attest,
+            "type=sbom,disabled=true,generator=foo,\"ENV1=bar,baz\",ENV2=hello",
+        )
+        .unwrap();
         assert_eq!(
             canonical(EntryKind::Attest, &e),
             "type=sbom,disabled=true,\"ENV1=bar,baz\",ENV2=hello,generator=foo"
@@ -242,6 +270,12 @@ mod tests {
     fn ssh_forms() {
         let e = parse_entry(EntryKind::Ssh, "key=path/to/key").unwrap();
         assert_eq!(canonical(EntryKind::Ssh, &e), "key=path/to/key");
-        assert_eq!(canonical(EntryKind::Ssh, &parse_entry(EntryKind::Ssh, "default").unwrap()), "default");
+        assert_eq!(
+            canonical(
+                EntryKind::Ssh,
+                &parse_entry(EntryKind::Ssh, "default").unwrap()
+            ),
+            "default"
+        );
     }
 }

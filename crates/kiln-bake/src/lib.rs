@@ -66,13 +66,44 @@ fn env_lookup_enabled(env: &BTreeMap<String, String>) -> bool {
         .unwrap_or(false)
 }
 
+/// Reads a compose `.env` file (`KEY=VALUE` lines, `#` comments, optional quotes).
+fn dotenv(path: &std::path::Path) -> BTreeMap<String, String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return BTreeMap::new();
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let l = l.strip_prefix("export ").unwrap_or(l);
+            let (k, v) = l.split_once('=')?;
+            let v = v.trim();
+            let unquoted = v
+                .strip_prefix('"')
+                .and_then(|x| x.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
+                .unwrap_or(v);
+            Some((k.trim().to_string(), unquoted.to_string()))
+        })
+        .collect()
+}
+
 fn parse_options(req: &BakeRequest) -> load::ParseOptions {
     let env_lookup = env_lookup_enabled(&req.env);
     let mut defaults = req.defaults.clone();
-    defaults.entry("BAKE_CMD_CONTEXT".into()).or_insert_with(|| "cwd://".into());
-    defaults.entry("BAKE_LOCAL_PLATFORM".into()).or_insert_with(local_platform);
+    defaults
+        .entry("BAKE_CMD_CONTEXT".into())
+        .or_insert_with(|| "cwd://".into());
+    defaults
+        .entry("BAKE_LOCAL_PLATFORM".into())
+        .or_insert_with(local_platform);
     let compose_env = req.compose_env.clone().unwrap_or_else(|| {
-        let mut env = if env_lookup { req.env.clone() } else { BTreeMap::new() };
+        // Compose reads `.env` from the project directory; the process
+        // environment and `--var` take precedence over it.
+        let mut env = dotenv(&req.cwd.join(".env"));
+        if env_lookup {
+            env.extend(req.env.clone());
+        }
         env.extend(req.vars.clone());
         env
     });
@@ -86,7 +117,17 @@ fn parse_options(req: &BakeRequest) -> load::ParseOptions {
         compose_env.insert("COMPOSE_PROJECT_NAME".into(), project);
     }
     load::ParseOptions {
-        eval: doc::EvalOptions { env: req.env.clone(), env_lookup, cli_vars: req.vars.clone(), defaults },
+        eval: doc::EvalOptions {
+            env: req.env.clone(),
+            env_lookup,
+            cli_vars: req.vars.clone(),
+            defaults,
+            file_relative_paths: req
+                .env
+                .get("BUILDX_BAKE_FILE_RELATIVE_PATHS")
+                .and_then(|v| doc::parse_go_bool(v))
+                .unwrap_or(false),
+        },
         compose_env,
     }
 }
@@ -104,7 +145,11 @@ pub fn resolve(req: &BakeRequest) -> Result<Resolved, BakeError> {
 
 /// Resolution of an already parsed config.
 pub fn resolve_parsed(config: &Config, req: &BakeRequest) -> Result<Resolved, BakeError> {
-    let requested: Vec<String> = if req.targets.is_empty() { vec!["default".into()] } else { req.targets.clone() };
+    let requested: Vec<String> = if req.targets.is_empty() {
+        vec!["default".into()]
+    } else {
+        req.targets.clone()
+    };
     let mut targets = Vec::new();
     for name in requested {
         if !name.contains(['*', '?', '[']) {
@@ -112,16 +157,27 @@ pub fn resolve_parsed(config: &Config, req: &BakeRequest) -> Result<Resolved, Ba
             continue;
         }
         let before = targets.len();
-        for t in config.targets.iter().map(|t| &t.name).chain(config.groups.iter().map(|g| &g.name)) {
+        for t in config
+            .targets
+            .iter()
+            .map(|t| &t.name)
+            .chain(config.groups.iter().map(|g| &g.name))
+        {
             if overrides::glob_match(&name, t) && !targets.contains(t) {
                 targets.push(t.clone());
             }
         }
         if targets.len() == before {
-            return Err(BakeError::resolve(format!("could not find any target matching '{name}'")));
+            return Err(BakeError::resolve(format!(
+                "could not find any target matching '{name}'"
+            )));
         }
     }
-    let env = if env_lookup_enabled(&req.env) { req.env.clone() } else { BTreeMap::new() };
+    let env = if env_lookup_enabled(&req.env) {
+        req.env.clone()
+    } else {
+        BTreeMap::new()
+    };
     let overrides = overrides::parse_overrides(config, &req.overrides, &env)?;
     resolve::read_targets(config, &targets, &overrides)
 }
@@ -131,7 +187,11 @@ pub fn resolve_parsed(config: &Config, req: &BakeRequest) -> Result<Resolved, Ba
 pub fn eval_expression(expr: &str) -> Result<Value, BakeError> {
     let sources = [eval::Source::new("<expr>", expr)];
     let parsed = hcl_edit::parser::parse_expr(expr).map_err(|e| BakeError::Parse {
-        pos: Pos { file: "<expr>".into(), line: e.location().line(), col: e.location().column() },
+        pos: Pos {
+            file: "<expr>".into(),
+            line: e.location().line(),
+            col: e.location().column(),
+        },
         message: e.message().to_string(),
     })?;
     let mut session = eval::Session::new(&sources);

@@ -32,16 +32,30 @@ pub const DEFAULT_FILES: &[&str] = &[
 
 /// The default files that exist in `dir`, in merge order.
 pub fn default_files(dir: &Path) -> Vec<PathBuf> {
-    DEFAULT_FILES.iter().map(|f| dir.join(f)).filter(|p| p.is_file()).collect()
+    DEFAULT_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .filter(|p| p.is_file())
+        .collect()
 }
 
 /// Reads `-f` arguments (`-` is stdin) or, when empty, the default files.
-pub fn read_files(names: &[String], cwd: &Path, stdin: &mut dyn std::io::Read) -> Result<Vec<BakeFile>, BakeError> {
+pub fn read_files(
+    names: &[String],
+    cwd: &Path,
+    stdin: &mut dyn std::io::Read,
+) -> Result<Vec<BakeFile>, BakeError> {
     let mut out = Vec::new();
     if names.is_empty() {
         for path in default_files(cwd) {
-            let content = std::fs::read_to_string(&path).map_err(|source| BakeError::Io { path: path.display().to_string(), source })?;
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let content = std::fs::read_to_string(&path).map_err(|source| BakeError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             out.push(BakeFile { name, content });
         }
         if out.is_empty() {
@@ -54,13 +68,25 @@ pub fn read_files(names: &[String], cwd: &Path, stdin: &mut dyn std::io::Read) -
             let mut content = String::new();
             stdin
                 .read_to_string(&mut content)
-                .map_err(|source| BakeError::Io { path: "-".into(), source })?;
-            out.push(BakeFile { name: "-".into(), content });
+                .map_err(|source| BakeError::Io {
+                    path: "-".into(),
+                    source,
+                })?;
+            out.push(BakeFile {
+                name: "-".into(),
+                content,
+            });
             continue;
         }
         let path = cwd.join(name);
-        let content = std::fs::read_to_string(&path).map_err(|source| BakeError::Io { path: name.clone(), source })?;
-        out.push(BakeFile { name: name.clone(), content });
+        let content = std::fs::read_to_string(&path).map_err(|source| BakeError::Io {
+            path: name.clone(),
+            source,
+        })?;
+        out.push(BakeFile {
+            name: name.clone(),
+            content,
+        });
     }
     Ok(out)
 }
@@ -114,19 +140,29 @@ pub fn parse_files(files: &[BakeFile], opts: &ParseOptions) -> Result<Parsed, Ba
         match detect(file) {
             Format::Compose => compose_files.push((file.name.clone(), file.content.clone())),
             Format::Json => {
-                let hcl = json_file::json_to_hcl(&file.content).map_err(|message| BakeError::Parse {
-                    pos: Pos { file: file.name.clone(), line: 0, col: 0 },
-                    message,
-                })?;
-                sources.push(Source::new(file.name.clone(), hcl));
+                let translated =
+                    json_file::json_to_hcl(&file.content).map_err(|e| BakeError::Parse {
+                        pos: Source::new(file.name.clone(), file.content.clone()).pos(e.offset),
+                        message: e.message,
+                    })?;
+                sources.push(Source::translated(
+                    file.name.clone(),
+                    translated.hcl,
+                    &file.content,
+                    translated.line_origins,
+                ));
             }
             Format::Hcl => sources.push(Source::new(file.name.clone(), file.content.clone())),
         }
     }
     let mut config = Config::default();
     if !compose_files.is_empty() {
-        let c = compose::parse_compose(&compose_files, &opts.compose_env)
-            .map_err(|e| BakeError::resolve(format!("failed to parse compose file: {e}")))?;
+        let c = compose::parse_compose(
+            &compose_files,
+            &opts.compose_env,
+            opts.eval.file_relative_paths,
+        )
+        .map_err(|e| BakeError::resolve(format!("failed to parse compose file: {e}")))?;
         config.merge(c);
     }
     let mut variables = Vec::new();
@@ -136,7 +172,11 @@ pub fn parse_files(files: &[BakeFile], opts: &ParseOptions) -> Result<Parsed, Ba
             let body = hcl_edit::parser::parse_body(&src.text).map_err(|e| {
                 let loc = e.location();
                 BakeError::Parse {
-                    pos: Pos { file: src.name.clone(), line: loc.line(), col: loc.column() },
+                    pos: Pos {
+                        file: src.name.clone(),
+                        line: loc.line(),
+                        col: loc.column(),
+                    },
                     message: e.message().to_string(),
                 }
             })?;

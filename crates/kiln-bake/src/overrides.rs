@@ -59,12 +59,27 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 }
 
 const LIST_KEYS: &[&str] = &[
-    "output", "cache-to", "cache-from", "tags", "platform", "secrets", "ssh", "attest", "entitlements",
-    "network", "annotations", "no-cache-filter", "ulimits",
+    "output",
+    "cache-to",
+    "cache-from",
+    "tags",
+    "platform",
+    "secrets",
+    "ssh",
+    "attest",
+    "entitlements",
+    "network",
+    "annotations",
+    "no-cache-filter",
+    "ulimits",
 ];
 
 /// Parses `--set` flags against the config's target names.
-pub fn parse_overrides(config: &Config, flags: &[String], env: &BTreeMap<String, String>) -> Result<Overrides, BakeError> {
+pub fn parse_overrides(
+    config: &Config,
+    flags: &[String],
+    env: &BTreeMap<String, String>,
+) -> Result<Overrides, BakeError> {
     let mut out = Overrides::new();
     for flag in flags {
         let (lhs, value) = match flag.split_once('=') {
@@ -73,27 +88,37 @@ pub fn parse_overrides(config: &Config, flags: &[String], env: &BTreeMap<String,
         };
         let keys: Vec<&str> = lhs.splitn(3, '.').collect();
         if keys.len() < 2 {
-            return Err(BakeError::resolve(format!("invalid override key {lhs}, expected target.name")));
+            return Err(BakeError::resolve(format!(
+                "invalid override key {lhs}, expected target.name"
+            )));
         }
         let pattern = keys[0];
         if value.is_none() && keys[1] != "args" {
-            return Err(BakeError::resolve(format!("invalid override {flag}, expected target.name=value")));
+            return Err(BakeError::resolve(format!(
+                "invalid override {flag}, expected target.name=value"
+            )));
         }
-        let names: Vec<String> = config
+        // A pattern matches target names, and a matching group stands for its targets.
+        let mut names_dedup: Vec<String> = Vec::new();
+        let group_targets = config
+            .groups
+            .iter()
+            .filter(|g| glob_match(pattern, &g.name))
+            .flat_map(|g| crate::resolve::resolve_group(config, &g.name).0);
+        let direct = config
             .targets
             .iter()
             .map(|t| t.name.clone())
-            .chain(config.groups.iter().flat_map(|g| g.targets.iter().cloned()))
-            .filter(|n| glob_match(pattern, n))
-            .collect();
-        let mut names_dedup: Vec<String> = Vec::new();
-        for n in names {
+            .filter(|n| glob_match(pattern, n));
+        for n in direct.chain(group_targets) {
             if !names_dedup.contains(&n) && config.target(&n).is_some() {
                 names_dedup.push(n);
             }
         }
         if names_dedup.is_empty() {
-            return Err(BakeError::resolve(format!("could not find any target matching '{pattern}'")));
+            return Err(BakeError::resolve(format!(
+                "could not find any target matching '{pattern}'"
+            )));
         }
         let full_key = lhs.split_once('.').map(|x| x.1).unwrap_or_default();
         let (key, append) = match full_key.strip_suffix('+') {
@@ -110,7 +135,11 @@ pub fn parse_overrides(config: &Config, flags: &[String], env: &BTreeMap<String,
                 }
             }
         };
-        let attr = key.split('.').next().unwrap_or_default().trim_end_matches('+');
+        let attr = key
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('+');
         for name in names_dedup {
             let entry = out.entry(name).or_default().entry(key.clone()).or_default();
             if LIST_KEYS.contains(&attr) {
@@ -134,7 +163,11 @@ fn entries(kind: EntryKind, values: &[String]) -> Result<Vec<Entry>, BakeError> 
     Ok(out)
 }
 
-fn set_entries(kind: EntryKind, field: &mut Option<Vec<Entry>>, o: &Override) -> Result<(), BakeError> {
+fn set_entries(
+    kind: EntryKind,
+    field: &mut Option<Vec<Entry>>,
+    o: &Override,
+) -> Result<(), BakeError> {
     let parsed = entries(kind, &o.list)?;
     if o.append {
         merge_entries(kind, field.get_or_insert_with(Vec::new), &parsed);
@@ -145,7 +178,8 @@ fn set_entries(kind: EntryKind, field: &mut Option<Vec<Entry>>, o: &Override) ->
 }
 
 fn bool_value(key: &str, v: &str) -> Result<bool, BakeError> {
-    parse_go_bool(v).ok_or_else(|| BakeError::resolve(format!("invalid value {v} for boolean key {key}")))
+    parse_go_bool(v)
+        .ok_or_else(|| BakeError::resolve(format!("invalid value {v} for boolean key {key}")))
 }
 
 fn set_list(field: &mut Option<Vec<String>>, o: &Override) {
@@ -158,7 +192,10 @@ fn set_list(field: &mut Option<Vec<String>>, o: &Override) {
 }
 
 /// Applies one target's overrides (push and load last, in that order).
-pub fn apply_overrides(t: &mut Target, overrides: Option<&IndexMap<String, Override>>) -> Result<(), BakeError> {
+pub fn apply_overrides(
+    t: &mut Target,
+    overrides: Option<&IndexMap<String, Override>>,
+) -> Result<(), BakeError> {
     let Some(overrides) = overrides else {
         return Ok(());
     };
@@ -179,7 +216,9 @@ pub fn apply_overrides(t: &mut Target, overrides: Option<&IndexMap<String, Overr
             "dockerfile" => t.dockerfile = Some(value),
             "args" => {
                 let k = need_sub("args")?;
-                t.args.get_or_insert_with(BTreeMap::new).insert(k, Some(value));
+                t.args
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(k, Some(value));
             }
             "contexts" => {
                 let k = need_sub("contexts")?;
@@ -192,7 +231,9 @@ pub fn apply_overrides(t: &mut Target, overrides: Option<&IndexMap<String, Overr
             }
             "labels" => {
                 let k = need_sub("labels")?;
-                t.labels.get_or_insert_with(BTreeMap::new).insert(k, Some(value));
+                t.labels
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(k, Some(value));
             }
             "tags" => set_list(&mut t.tags, o),
             "platform" | "platforms" => set_list(&mut t.platforms, o),
@@ -205,9 +246,12 @@ pub fn apply_overrides(t: &mut Target, overrides: Option<&IndexMap<String, Overr
                 let id = need_sub("secret")?;
                 let list = t.secret.get_or_insert_with(Vec::new);
                 let Some(existing) = list.iter_mut().find(|e| e.get("id") == Some(&id)) else {
-                    return Err(BakeError::resolve(format!("secret \"{id}\" must be declared before it can be overridden")));
+                    return Err(BakeError::resolve(format!(
+                        "secret \"{id}\" must be declared before it can be overridden"
+                    )));
                 };
-                let mut entry = parse_entry(EntryKind::Secret, &value).map_err(BakeError::resolve)?;
+                let mut entry =
+                    parse_entry(EntryKind::Secret, &value).map_err(BakeError::resolve)?;
                 entry.insert("id".into(), id);
                 *existing = entry;
             }
@@ -215,10 +259,20 @@ pub fn apply_overrides(t: &mut Target, overrides: Option<&IndexMap<String, Overr
             "output" => set_entries(EntryKind::Output, &mut t.output, o)?,
             "attest" => {
                 let parsed = entries(EntryKind::Attest, &o.list)?;
-                merge_entries(EntryKind::Attest, t.attest.get_or_insert_with(Vec::new), &parsed);
+                merge_entries(
+                    EntryKind::Attest,
+                    t.attest.get_or_insert_with(Vec::new),
+                    &parsed,
+                );
             }
-            "entitlements" => t.entitlements.get_or_insert_with(Vec::new).extend(o.list.iter().cloned()),
-            "annotations" => t.annotations.get_or_insert_with(Vec::new).extend(o.list.iter().cloned()),
+            "entitlements" => t
+                .entitlements
+                .get_or_insert_with(Vec::new)
+                .extend(o.list.iter().cloned()),
+            "annotations" => t
+                .annotations
+                .get_or_insert_with(Vec::new)
+                .extend(o.list.iter().cloned()),
             "no-cache" => t.no_cache = Some(bool_value(key, &value)?),
             "no-cache-filter" => set_list(&mut t.no_cache_filter, o),
             "shm-size" => t.shm_size = Some(value),
@@ -246,7 +300,10 @@ fn output_type(e: &Entry) -> &str {
 
 fn apply_push(t: &mut Target, push: bool) {
     let outputs = t.output.get_or_insert_with(Vec::new);
-    if outputs.iter().any(|e| matches!(output_type(e), "local" | "tar")) {
+    if outputs
+        .iter()
+        .any(|e| matches!(output_type(e), "local" | "tar"))
+    {
         return;
     }
     if !push {
@@ -276,10 +333,16 @@ fn apply_load(t: &mut Target, load: bool) {
         return;
     }
     let outputs = t.output.get_or_insert_with(Vec::new);
-    if outputs.iter().any(|e| matches!(output_type(e), "local" | "tar")) {
+    if outputs
+        .iter()
+        .any(|e| matches!(output_type(e), "local" | "tar"))
+    {
         return;
     }
-    if outputs.iter().any(|e| output_type(e) == "docker" && !e.contains_key("dest")) {
+    if outputs
+        .iter()
+        .any(|e| output_type(e) == "docker" && !e.contains_key("dest"))
+    {
         return;
     }
     let mut e = Entry::new();

@@ -39,7 +39,13 @@ pub fn resolve_group(config: &Config, name: &str) -> (Vec<String>, Vec<String>) 
             self.done.insert(name.to_string());
         }
     }
-    let mut walk = Walk { config, in_progress: Vec::new(), done: HashSet::new(), targets: Vec::new(), groups: Vec::new() };
+    let mut walk = Walk {
+        config,
+        in_progress: Vec::new(),
+        done: HashSet::new(),
+        targets: Vec::new(),
+        groups: Vec::new(),
+    };
     walk.visit(name);
     let (targets, groups) = (walk.targets, walk.groups);
     (dedup(targets), dedup(groups))
@@ -56,7 +62,11 @@ pub fn dedup(items: Vec<String>) -> Vec<String> {
 }
 
 /// One target with its inherits merged and overrides applied.
-pub fn resolve_target(config: &Config, name: &str, overrides: &Overrides) -> Result<Target, BakeError> {
+pub fn resolve_target(
+    config: &Config,
+    name: &str,
+    overrides: &Overrides,
+) -> Result<Target, BakeError> {
     let mut visiting = Vec::new();
     let mut t = merged_target(config, name, overrides, &mut visiting)?;
     t.inherits.clear();
@@ -85,9 +95,17 @@ pub fn resolve_target(config: &Config, name: &str, overrides: &Overrides) -> Res
     Ok(t)
 }
 
-fn merged_target(config: &Config, name: &str, overrides: &Overrides, visiting: &mut Vec<String>) -> Result<Target, BakeError> {
+fn merged_target(
+    config: &Config,
+    name: &str,
+    overrides: &Overrides,
+    visiting: &mut Vec<String>,
+) -> Result<Target, BakeError> {
     if visiting.iter().any(|v| v == name) {
-        return Err(BakeError::resolve(format!("infinite loop: target {name} inherits from itself via {}", visiting.join(" -> "))));
+        return Err(BakeError::resolve(format!(
+            "infinite loop: target {name} inherits from itself via {}",
+            visiting.join(" -> ")
+        )));
     }
     let Some(own) = config.target(name) else {
         return Err(BakeError::resolve(format!("failed to find target {name}")));
@@ -112,7 +130,11 @@ pub struct Resolved {
 }
 
 /// `docker buildx bake <names>` resolution.
-pub fn read_targets(config: &Config, names: &[String], overrides: &Overrides) -> Result<Resolved, BakeError> {
+pub fn read_targets(
+    config: &Config,
+    names: &[String],
+    overrides: &Overrides,
+) -> Result<Resolved, BakeError> {
     let mut out = Resolved::default();
     for name in names {
         let (targets, groups) = resolve_group(config, name);
@@ -131,16 +153,17 @@ pub fn read_targets(config: &Config, names: &[String], overrides: &Overrides) ->
         if name == "default" && out.groups.contains_key("default") {
             continue;
         }
-        let g = out.groups.entry("default".into()).or_insert_with(|| Group { name: "default".into(), ..Group::default() });
+        let g = out.groups.entry("default".into()).or_insert_with(|| Group {
+            name: "default".into(),
+            ..Group::default()
+        });
         if !g.targets.contains(name) {
             g.targets.push(name.clone());
             extended = true;
         }
     }
-    if extended {
-        if let Some(g) = out.groups.get_mut("default") {
-            g.targets.sort();
-        }
+    if let (true, Some(g)) = (extended, out.groups.get_mut("default")) {
+        g.targets.sort();
     }
     let names: Vec<String> = out.targets.keys().cloned().collect();
     for name in names {
@@ -159,12 +182,18 @@ fn load_links(
     visited.push(name.to_string());
     let t = targets[name].clone();
     for v in t.contexts.iter().flat_map(|c| c.values()) {
-        let Some(linked) = v.strip_prefix("target:") else { continue };
+        let Some(linked) = v.strip_prefix("target:") else {
+            continue;
+        };
         if linked == name {
-            return Err(BakeError::resolve(format!("target {linked} cannot link to itself")));
+            return Err(BakeError::resolve(format!(
+                "target {linked} cannot link to itself"
+            )));
         }
         if visited.iter().any(|x| x == linked) {
-            return Err(BakeError::resolve(format!("infinite loop from {name} to {linked}")));
+            return Err(BakeError::resolve(format!(
+                "infinite loop from {name} to {linked}"
+            )));
         }
         if !targets.contains_key(linked) {
             let mut t2 = resolve_target(config, linked, overrides)?;
@@ -175,7 +204,10 @@ fn load_links(
         }
         load_links(config, linked, targets, overrides, visited)?;
         let t2 = &targets[linked];
-        let (p1, p2) = (t.platforms.clone().unwrap_or_default(), t2.platforms.clone().unwrap_or_default());
+        let (p1, p2) = (
+            t.platforms.clone().unwrap_or_default(),
+            t2.platforms.clone().unwrap_or_default(),
+        );
         if p1.len() > 1 && p2.len() > 1 && !p1.iter().all(|p| p2.contains(p)) {
             return Err(BakeError::resolve(format!(
                 "target {linked} can't be used by {name} because its platforms {p2:?} are not a subset of {p1:?}"

@@ -140,7 +140,9 @@ impl Value {
                 }
             }
             Value::String(s) => serde_json::Value::String(s.clone()),
-            Value::List(items) => serde_json::Value::Array(items.iter().map(Value::to_json).collect()),
+            Value::List(items) => {
+                serde_json::Value::Array(items.iter().map(Value::to_json).collect())
+            }
             Value::Object(map) => serde_json::Value::Object(
                 map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
             ),
@@ -153,7 +155,9 @@ impl Value {
             serde_json::Value::Bool(b) => Value::Bool(*b),
             serde_json::Value::Number(n) => Value::Number(n.as_f64().unwrap_or(0.0)),
             serde_json::Value::String(s) => Value::String(s.clone()),
-            serde_json::Value::Array(items) => Value::List(items.iter().map(Value::from_json).collect()),
+            serde_json::Value::Array(items) => {
+                Value::List(items.iter().map(Value::from_json).collect())
+            }
             serde_json::Value::Object(map) => Value::Object(
                 map.iter()
                     .map(|(k, v)| (k.clone(), Value::from_json(v)))
@@ -245,7 +249,11 @@ pub fn convert(value: &Value, ty: &Type) -> Result<Value, String> {
                 }
                 Ok(Value::List(out))
             }
-            Value::List(items) => Err(format!("tuple required with {} elements, got {}", types.len(), items.len())),
+            Value::List(items) => Err(format!(
+                "tuple required with {} elements, got {}",
+                types.len(),
+                items.len()
+            )),
             _ => Err(mismatch()),
         },
         Type::Object(fields) => match value {
@@ -282,8 +290,14 @@ mod tests {
 
     #[test]
     fn convert_string_to_number_and_back() {
-        assert_eq!(convert(&Value::str("42"), &Type::Number), Ok(Value::Number(42.0)));
-        assert_eq!(convert(&Value::Number(7.0), &Type::String), Ok(Value::str("7")));
+        assert_eq!(
+            convert(&Value::str("42"), &Type::Number),
+            Ok(Value::Number(42.0))
+        );
+        assert_eq!(
+            convert(&Value::Number(7.0), &Type::String),
+            Ok(Value::str("7"))
+        );
         assert!(convert(&Value::str("1z"), &Type::Number).is_err());
     }
 

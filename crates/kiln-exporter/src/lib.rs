@@ -44,8 +44,8 @@ pub use layer::{
 };
 pub use local::{export_dir_tar, export_local, export_rootfs_tar};
 pub use output::{
-    ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, write_docker_archive, write_oci_archive,
-    write_oci_layout,
+    ANNOTATION_CONTAINERD_NAME, ANNOTATION_CREATED, ANNOTATION_REF_NAME, write_docker_archive,
+    write_oci_archive, write_oci_layout,
 };
 pub use reader::{LoadedImage, OciLayoutRef, default_platform, load_image, parse_platform};
 pub use reference::ImageName;

@@ -19,6 +19,7 @@ use crate::reference::ImageName;
 
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
+pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
 const OCI_LAYOUT_FILE: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 enum Content {
@@ -82,12 +83,16 @@ fn index_for(image: &BuiltImage, names: &[ImageName], existing: Option<ImageInde
     );
     let mut entries = Vec::new();
     for name in names {
-        let ann: HashMap<String, String> = [
+        let mut ann: HashMap<String, String> = [
             (ANNOTATION_CONTAINERD_NAME.to_owned(), name.to_string()),
             (ANNOTATION_REF_NAME.to_owned(), name.tag.clone()),
         ]
         .into_iter()
         .collect();
+        // BuildKit stamps the image's creation time here too (already epoch-clamped).
+        if let Some(created) = image.config.created {
+            ann.insert(ANNOTATION_CREATED.to_owned(), created.to_string());
+        }
         let mut d = manifest.clone();
         d.set_annotations(Some(ann));
         entries.push(d);

@@ -102,7 +102,6 @@ pub fn busybox_image(work: &Path) -> Result<BuiltImage> {
         "ADD busybox rootfs / # buildkit",
         crate::timestamp::Timestamp::from_unix(BASE_EPOCH),
     );
-    config.rootfs.diff_ids.clear();
     build_image(
         &config,
         &[layer],

@@ -389,6 +389,41 @@ mod tests {
     }
 
     #[test]
+    fn hostile_layers_stay_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir(&root).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "escape", "../../../..").unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_size(3);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "escape/pwned", &b"bad"[..]).unwrap();
+        let bytes = b.into_inner().unwrap();
+        unpack_layer(bytes.as_slice(), &root).unwrap();
+        assert!(root.join("pwned").is_file());
+        assert!(!dir.path().join("pwned").exists());
+
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(EntryType::Link);
+        h.set_size(0);
+        // The tar crate refuses to write `..` itself, so the name goes in raw.
+        h.as_ustar_mut().unwrap().linkname[..13].copy_from_slice(b"../etc/passwd");
+        h.set_path("link").unwrap();
+        h.set_cksum();
+        b.append(&h, io::empty()).unwrap();
+        let bytes = b.into_inner().unwrap();
+        assert!(matches!(
+            unpack_layer(bytes.as_slice(), &root),
+            Err(ExportError::UnsafePath(_))
+        ));
+    }
+
+    #[test]
     fn makedev_inverts_the_scanner_split() {
         use crate::layer::scan::{dev_major, dev_minor};
         let dev = makedev(259, 1_048_575);

@@ -286,3 +286,34 @@ fn docker_media_types_load_in_skopeo() {
     let layers = back.copy_layers(&fx.path("b")).unwrap();
     assert_eq!(layers[0].media_type, MediaType::ImageLayerGzip);
 }
+
+#[test]
+fn testutil_busybox_layout_is_a_runnable_image() {
+    if skip_unless(&["skopeo", "umoci", "chroot"]) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let image =
+        kiln_exporter::testutil::busybox_oci_layout(&work.path().join("w"), &layout, "latest")
+            .unwrap();
+    let raw = inspect(&format!("oci:{}:latest", layout.display()));
+    assert_eq!(raw["layers"].as_array().unwrap().len(), 1);
+    // Same digest every time, everywhere: the base is pinned to BASE_EPOCH.
+    let again = kiln_exporter::testutil::busybox_image(&work.path().join("w2")).unwrap();
+    assert_eq!(
+        again.manifest_blob.descriptor.digest(),
+        image.manifest_blob.descriptor.digest()
+    );
+    let bundle = work.path().join("bundle");
+    run(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&bundle));
+    let out = run(Command::new("chroot").arg(bundle.join("rootfs")).args([
+        "/bin/sh",
+        "-c",
+        "echo hello from $(cat /etc/hostname)",
+    ]));
+    assert_eq!(out, "hello from kiln\n");
+}

@@ -20,12 +20,19 @@ impl<'s> Session<'s> {
             return Ok(None);
         };
         if !self.global_in_progress.insert(name.to_string()) {
-            return Err(BakeError::at(pos.clone(), format!("variable cycle not allowed for {name}")));
+            return Err(BakeError::at(
+                pos.clone(),
+                format!("variable cycle not allowed for {name}"),
+            ));
         }
         let result = match def.kind {
             GlobalKind::Fixed(v) => Ok(v),
-            GlobalKind::Attribute(expr) => self.in_scope(def.file, Vec::new(), |s| s.eval_strict(expr)),
-            GlobalKind::Variable(var) => self.in_scope(def.file, Vec::new(), |s| s.resolve_variable(&var)),
+            GlobalKind::Attribute(expr) => {
+                self.in_scope(def.file, Vec::new(), |s| s.eval_strict(expr))
+            }
+            GlobalKind::Variable(var) => {
+                self.in_scope(def.file, Vec::new(), |s| s.resolve_variable(&var))
+            }
         };
         self.global_in_progress.remove(name);
         let value = result?;
@@ -35,14 +42,6 @@ impl<'s> Session<'s> {
             self.in_scope(file, Vec::new(), |s| s.validate_variable(&var))?;
         }
         Ok(Some(value))
-    }
-
-    /// Value of a built-in such as `BAKE_CMD_CONTEXT`, if set.
-    pub fn lookup_global_fixed(&self, name: &str) -> Option<String> {
-        match self.globals.get(name).map(|d| &d.kind) {
-            Some(GlobalKind::Fixed(v)) => v.as_string(),
-            _ => None,
-        }
     }
 
     fn resolve_variable(&mut self, var: &VariableDef<'s>) -> Result<Value, BakeError> {
@@ -55,11 +54,13 @@ impl<'s> Session<'s> {
             self.var_types.insert(name.to_string(), ty.clone());
         }
         let fail = |msg: String| BakeError::at(var.block_pos.clone(), msg);
-        let override_value = self
-            .cli_vars
-            .get(name)
-            .cloned()
-            .or_else(|| if self.env_lookup { self.env.get(name).cloned() } else { None });
+        let override_value = self.cli_vars.get(name).cloned().or_else(|| {
+            if self.env_lookup {
+                self.env.get(name).cloned()
+            } else {
+                None
+            }
+        });
         let json_override = if self.env_lookup && ty.is_some() {
             self.env.get(&format!("{name}_JSON")).cloned()
         } else {
@@ -78,19 +79,28 @@ impl<'s> Session<'s> {
                 (None, Some(Value::Number(_))) => parse_number(&raw)
                     .filter(|n| n.is_finite())
                     .map(Value::Number)
-                    .ok_or_else(|| fail(format!("failed to parse {name} as number: invalid syntax"))),
+                    .ok_or_else(|| {
+                        fail(format!("failed to parse {name} as number: invalid syntax"))
+                    }),
                 (None, Some(Value::String(_)) | Some(Value::Null) | None) => Ok(Value::String(raw)),
-                (None, Some(other)) => Err(fail(format!("unsupported type {} for variable {name}", other.type_name()))),
+                (None, Some(other)) => Err(fail(format!(
+                    "unsupported type {} for variable {name}",
+                    other.type_name()
+                ))),
             };
         }
         if let (Some(raw), Some(ty)) = (json_override, &ty) {
             let json: serde_json::Value = serde_json::from_str(&raw)
                 .map_err(|e| fail(format!("failed to parse {name}_JSON from JSON: {e}")))?;
-            return convert(&Value::from_json(&json), ty)
-                .map_err(|e| fail(format!("failed to convert {name}_JSON from JSON: Unsuitable value type: {e}")));
+            return convert(&Value::from_json(&json), ty).map_err(|e| {
+                fail(format!(
+                    "failed to convert {name}_JSON from JSON: Unsuitable value type: {e}"
+                ))
+            });
         }
         match (default, &ty) {
-            (Some(v), Some(ty)) => convert(&v, ty).map_err(|e| fail(format!("Unsuitable value type for variable {name}: {e}"))),
+            (Some(v), Some(ty)) => convert(&v, ty)
+                .map_err(|e| fail(format!("Unsuitable value type for variable {name}: {e}"))),
             (Some(v), None) => Ok(v),
             (None, Some(_)) => Ok(Value::Null),
             (None, None) => Ok(Value::String(String::new())),
@@ -112,11 +122,17 @@ impl<'s> Session<'s> {
                         None => format!("validation failed for variable {}", var.name),
                     };
                     let pos = self.in_scope(file, Vec::new(), |s| s.pos_of(condition));
-                    return Err(BakeError::at(pos, format!("Invalid value for variable; {msg}")));
+                    return Err(BakeError::at(
+                        pos,
+                        format!("Invalid value for variable; {msg}"),
+                    ));
                 }
                 None => {
                     let pos = self.in_scope(file, Vec::new(), |s| s.pos_of(condition));
-                    return Err(BakeError::at(pos, "Invalid validation condition; the condition must be a bool."));
+                    return Err(BakeError::at(
+                        pos,
+                        "Invalid validation condition; the condition must be a bool.",
+                    ));
                 }
             }
         }
@@ -132,18 +148,27 @@ impl<'s> Session<'s> {
                 "number" => Ok(Type::Number),
                 "bool" => Ok(Type::Bool),
                 "any" => Ok(Type::Any),
-                other => Err(bad(&format!("the keyword {other:?} is not a valid type specification"))),
+                other => Err(bad(&format!(
+                    "the keyword {other:?} is not a valid type specification"
+                ))),
             },
             Expression::FuncCall(call) => {
                 let name = call.name.name.value().as_str();
-                let arg = call.args.iter().next().ok_or_else(|| bad("missing type argument"))?;
+                let arg = call
+                    .args
+                    .iter()
+                    .next()
+                    .ok_or_else(|| bad("missing type argument"))?;
                 match name {
                     "list" => Ok(Type::List(Box::new(self.parse_type(arg)?))),
                     "set" => Ok(Type::Set(Box::new(self.parse_type(arg)?))),
                     "map" => Ok(Type::Map(Box::new(self.parse_type(arg)?))),
                     "tuple" => match arg {
                         Expression::Array(items) => Ok(Type::Tuple(
-                            items.iter().map(|i| self.parse_type(i)).collect::<Result<_, _>>()?,
+                            items
+                                .iter()
+                                .map(|i| self.parse_type(i))
+                                .collect::<Result<_, _>>()?,
                         )),
                         _ => Err(bad("tuple requires a list of types")),
                     },
@@ -153,9 +178,17 @@ impl<'s> Session<'s> {
                             for (k, v) in obj.iter() {
                                 let key = match k {
                                     ObjectKey::Ident(i) => i.value().to_string(),
-                                    ObjectKey::Expression(Expression::Variable(i)) => i.value().to_string(),
-                                    ObjectKey::Expression(Expression::String(s)) => s.value().clone(),
-                                    _ => return Err(bad("object attribute names must be identifiers")),
+                                    ObjectKey::Expression(Expression::Variable(i)) => {
+                                        i.value().to_string()
+                                    }
+                                    ObjectKey::Expression(Expression::String(s)) => {
+                                        s.value().clone()
+                                    }
+                                    _ => {
+                                        return Err(bad(
+                                            "object attribute names must be identifiers",
+                                        ));
+                                    }
                                 };
                                 fields.insert(key, self.parse_type(v.expr())?);
                             }
@@ -191,7 +224,10 @@ fn parse_primitive(name: &str, raw: &str, ty: &Type) -> Result<Value, String> {
         Type::Bool => parse_go_bool(raw)
             .map(Value::Bool)
             .ok_or_else(|| format!("failed to parse {name} as bool: invalid syntax")),
-        other => Err(format!("unsupported type {} for variable {name}", other.name())),
+        other => Err(format!(
+            "unsupported type {} for variable {name}",
+            other.name()
+        )),
     }
 }
 
@@ -202,24 +238,32 @@ pub fn parse_typed(name: &str, raw: &str, ty: &Type) -> Result<Value, String> {
         Type::String | Type::Number | Type::Bool => parse_primitive(name, raw, ty),
         Type::List(elem) | Type::Set(elem) => {
             if !elem.is_primitive() {
-                return Err(format!("unsupported type {} for variable {name}", ty.name()));
+                return Err(format!(
+                    "unsupported type {} for variable {name}",
+                    ty.name()
+                ));
             }
             let fields = csv_fields(raw).map_err(|e| format!("failed to parse {name}: {e}"))?;
             let items = fields
                 .iter()
                 .map(|f| parse_primitive(name, f, elem))
                 .collect::<Result<Vec<_>, _>>()?;
-            convert(&Value::List(items), ty).map_err(|e| format!("Unsuitable value type for {name}: {e}"))
+            convert(&Value::List(items), ty)
+                .map_err(|e| format!("Unsuitable value type for {name}: {e}"))
         }
         Type::Tuple(types) => {
             let fields = csv_fields(raw).map_err(|e| format!("failed to parse {name}: {e}"))?;
             if fields.len() != types.len() {
-                return Err(format!("Unsuitable value type for {name}: expected {} elements", types.len()));
+                return Err(format!(
+                    "Unsuitable value type for {name}: expected {} elements",
+                    types.len()
+                ));
             }
             let mut items = Vec::new();
             for (f, t) in fields.iter().zip(types) {
                 items.push(
-                    parse_primitive(name, f, t).map_err(|e| format!("Unsuitable value type for {name}: {e}"))?,
+                    parse_primitive(name, f, t)
+                        .map_err(|e| format!("Unsuitable value type for {name}: {e}"))?,
                 );
             }
             Ok(Value::List(items))
@@ -230,12 +274,17 @@ pub fn parse_typed(name: &str, raw: &str, ty: &Type) -> Result<Value, String> {
             for f in fields {
                 let parts: Vec<&str> = f.split(':').collect();
                 if parts.len() != 2 {
-                    return Err(format!("failed to parse {name}: expected one k/v pair in {f:?}"));
+                    return Err(format!(
+                        "failed to parse {name}: expected one k/v pair in {f:?}"
+                    ));
                 }
                 out.insert(parts[0].to_string(), parse_primitive(name, parts[1], elem)?);
             }
             Ok(Value::Object(out))
         }
-        other => Err(format!("unsupported type {} for variable {name}", other.name())),
+        other => Err(format!(
+            "unsupported type {} for variable {name}",
+            other.name()
+        )),
     }
 }

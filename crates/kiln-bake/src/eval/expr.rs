@@ -84,7 +84,10 @@ impl<'s> Session<'s> {
             Some(k) => Ok(Some(k)),
             None => Err(self.error_at(
                 key_expr,
-                format!("Incorrect key type; Can't use this value as a key: string required, got {}", key.type_name()),
+                format!(
+                    "Incorrect key type; Can't use this value as a key: string required, got {}",
+                    key.type_name()
+                ),
             )),
         }
     }
@@ -108,21 +111,19 @@ impl<'s> Session<'s> {
         // `target.NAME.ATTR` and `group.NAME.ATTR` reach into other blocks.
         if let Expression::Variable(root) = &t.expr {
             let root_name = root.value().as_str();
-            if (root_name == "target" || root_name == "group")
+            let is_block_root = (root_name == "target" || root_name == "group")
                 && self.lookup_local(root_name).is_none()
-                && self.blocks.contains_key(root_name)
-            {
-                if let Some(TraversalOperator::GetAttr(block)) = ops.first() {
-                    let block = block.value().to_string();
-                    let pos = self.pos_of(t);
-                    if let Some(TraversalOperator::GetAttr(attr)) = ops.get(1) {
-                        let attr = attr.value().to_string();
-                        let value = self.block_attr(root_name, &block, &attr, &pos)?;
-                        return self.apply_ops(value, &ops[2..], t);
-                    }
-                    let value = self.block_object(root_name, &block, &pos)?;
-                    return self.apply_ops(value, &ops[1..], t);
+                && self.blocks.contains_key(root_name);
+            if let (true, Some(TraversalOperator::GetAttr(block))) = (is_block_root, ops.first()) {
+                let block = block.value().to_string();
+                let pos = self.pos_of(t);
+                if let Some(TraversalOperator::GetAttr(attr)) = ops.get(1) {
+                    let attr = attr.value().to_string();
+                    let value = self.block_attr(root_name, &block, &attr, &pos)?;
+                    return self.apply_ops(value, &ops[2..], t);
                 }
+                let value = self.block_object(root_name, &block, &pos)?;
+                return self.apply_ops(value, &ops[1..], t);
             }
         }
         let base = self.eval(&t.expr)?;
@@ -200,7 +201,12 @@ impl<'s> Session<'s> {
         }
     }
 
-    pub(crate) fn index(&self, value: Value, index: &Value, node: &impl hcl_edit::Span) -> Result<Value, BakeError> {
+    pub(crate) fn index(
+        &self,
+        value: Value,
+        index: &Value,
+        node: &impl hcl_edit::Span,
+    ) -> Result<Value, BakeError> {
         if let Value::Unknown = index {
             return Ok(Value::Unknown);
         }
@@ -228,10 +234,16 @@ impl<'s> Session<'s> {
                     )
                 })
             }
-            Value::Null => Err(self.error_at(node, "Attempt to index null value; This value is null, so it does not have any indices.")),
+            Value::Null => Err(self.error_at(
+                node,
+                "Attempt to index null value; This value is null, so it does not have any indices.",
+            )),
             other => Err(self.error_at(
                 node,
-                format!("Invalid index; This value does not have any indices ({}).", other.type_name()),
+                format!(
+                    "Invalid index; This value does not have any indices ({}).",
+                    other.type_name()
+                ),
             )),
         }
     }
@@ -245,7 +257,10 @@ impl<'s> Session<'s> {
                 .enumerate()
                 .map(|(i, v)| (Value::Number(i as f64), v))
                 .collect(),
-            Value::Object(map) => map.into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
+            Value::Object(map) => map
+                .into_iter()
+                .map(|(k, v)| (Value::String(k), v))
+                .collect(),
             Value::Null => {
                 return Err(self.error_at(&f.intro.collection_expr, "Iteration over null value; A null value cannot be used as the collection in a 'for' expression."));
             }
@@ -313,21 +328,31 @@ impl<'s> Session<'s> {
                         *unknown = true;
                         return Ok(());
                     }
-                    return Err(self.error_at(key_expr, "Invalid object key; Key expression in 'for' expression must be a string."));
+                    return Err(self.error_at(
+                        key_expr,
+                        "Invalid object key; Key expression in 'for' expression must be a string.",
+                    ));
                 };
                 let value = self.eval(&f.value_expr)?;
                 if f.grouping {
-                    match object.entry(key).or_insert_with(|| Value::List(Vec::new())) {
-                        Value::List(items) => items.push(value),
-                        _ => unreachable_grouping(),
+                    if let Value::List(items) =
+                        object.entry(key).or_insert_with(|| Value::List(Vec::new()))
+                    {
+                        items.push(value);
                     }
-                } else if object.contains_key(&key) {
-                    return Err(self.error_at(
-                        key_expr,
-                        format!("Duplicate object key; Two different items produced the key \"{key}\" in this 'for' expression. If duplicates are expected, use the ellipsis (...) after the value expression to enable grouping by key."),
-                    ));
                 } else {
-                    object.insert(key, value);
+                    match object.entry(key) {
+                        std::collections::btree_map::Entry::Occupied(e) => {
+                            let key = e.key();
+                            return Err(self.error_at(
+                                key_expr,
+                                format!("Duplicate object key; Two different items produced the key \"{key}\" in this 'for' expression. If duplicates are expected, use the ellipsis (...) after the value expression to enable grouping by key."),
+                            ));
+                        }
+                        std::collections::btree_map::Entry::Vacant(e) => {
+                            e.insert(value);
+                        }
+                    }
                 }
             }
         }
@@ -340,6 +365,23 @@ impl<'s> Session<'s> {
         // evaluate lazily.
         if name == "try" || name == "can" {
             return self.eval_try(call, name == "can");
+        }
+        // convert()'s second argument is a type expression, not a value.
+        if name == "convert" && call.args.len() == 2 && !self.funcs.contains_key(name) {
+            let mut args = call.args.iter();
+            let (value_expr, type_expr) = (args.next(), args.next());
+            if let (Some(value_expr), Some(type_expr)) = (value_expr, type_expr) {
+                let value = self.eval(value_expr)?;
+                let ty = self.parse_type(type_expr)?;
+                return crate::value::convert(&value, &ty).map_err(|e| {
+                    self.error_at(
+                        call,
+                        format!(
+                            "Invalid function argument; Invalid value for \"value\" parameter: {e}."
+                        ),
+                    )
+                });
+            }
         }
         let mut args = Vec::with_capacity(call.args.len());
         let count = call.args.len();
@@ -363,12 +405,15 @@ impl<'s> Session<'s> {
             self.push_diag(pos, DiagKind::UnknownFunction(name.to_string()));
             return Ok(Value::Unknown);
         }
-        if args.iter().any(|a| matches!(a, Value::Unknown)) {
+        if args.iter().any(Value::is_unknown) {
             return Ok(Value::Unknown);
         }
-        let cwd = self.lookup_global_fixed("BAKE_CMD_CONTEXT");
-        crate::funcs::call(name, args, cwd.as_deref())
-            .map_err(|msg| self.error_at(call, format!("Error in function call; Call to function \"{name}\" failed: {msg}.")))
+        crate::funcs::call(name, args).map_err(|msg| {
+            self.error_at(
+                call,
+                format!("Error in function call; Call to function \"{name}\" failed: {msg}."),
+            )
+        })
     }
 
     fn eval_try(&mut self, call: &FuncCall, is_can: bool) -> Result<Value, BakeError> {
@@ -391,12 +436,22 @@ impl<'s> Session<'s> {
         if is_can {
             return Ok(Value::Bool(false));
         }
-        Err(self.error_at(call, "Error in function call; Call to function \"try\" failed: no expression succeeded."))
+        Err(self.error_at(
+            call,
+            "Error in function call; Call to function \"try\" failed: no expression succeeded.",
+        ))
     }
 
-    fn call_user_func(&mut self, name: &str, args: Vec<Value>, call: &FuncCall) -> Result<Value, BakeError> {
+    fn call_user_func(
+        &mut self,
+        name: &str,
+        args: Vec<Value>,
+        call: &FuncCall,
+    ) -> Result<Value, BakeError> {
         let func = self.funcs[name].clone();
-        if args.len() < func.params.len() || (func.variadic.is_none() && args.len() > func.params.len()) {
+        if args.len() < func.params.len()
+            || (func.variadic.is_none() && args.len() > func.params.len())
+        {
             return Err(self.error_at(
                 call,
                 format!(
@@ -423,5 +478,3 @@ impl<'s> Session<'s> {
         out
     }
 }
-
-fn unreachable_grouping() {}

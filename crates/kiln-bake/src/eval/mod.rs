@@ -24,6 +24,9 @@ pub struct Source {
     pub name: String,
     pub text: String,
     line_starts: Vec<usize>,
+    /// For text generated from another file (JSON): the original text and,
+    /// per generated line, the original offset it came from.
+    origin: Option<(Box<Source>, Vec<usize>)>,
 }
 
 impl Source {
@@ -35,13 +38,33 @@ impl Source {
             name: name.into(),
             text,
             line_starts,
+            origin: None,
         }
+    }
+
+    /// A source generated from `original`; positions map back through `line_origins`.
+    pub fn translated(
+        name: impl Into<String>,
+        text: impl Into<String>,
+        original: &str,
+        line_origins: Vec<usize>,
+    ) -> Self {
+        let name = name.into();
+        let mut source = Source::new(name.clone(), text);
+        source.origin = Some((Box::new(Source::new(name, original)), line_origins));
+        source
     }
 
     pub fn pos(&self, offset: usize) -> Pos {
         let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
+        if let Some((original, origins)) = &self.origin {
+            return original.pos(origins.get(line - 1).copied().unwrap_or(0));
+        }
         let start = self.line_starts[line - 1];
-        let col = self.text.get(start..offset.min(self.text.len())).map_or(1, |s| s.chars().count() + 1);
+        let col = self
+            .text
+            .get(start..offset.min(self.text.len()))
+            .map_or(1, |s| s.chars().count() + 1);
         Pos {
             file: self.name.clone(),
             line,
@@ -162,7 +185,11 @@ impl<'s> Session<'s> {
     }
 
     pub fn lookup_local(&self, name: &str) -> Option<&Value> {
-        self.locals.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v)
+        self.locals
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
     }
 
     /// Runs `f` in another file with a fresh local scope, restoring ours afterwards.
@@ -190,3 +217,6 @@ impl<'s> Session<'s> {
         Ok(value)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -55,7 +55,10 @@ impl<'s> Session<'s> {
                     Mul => Value::Number(l * r),
                     Div => {
                         if r == 0.0 {
-                            return Err(self.error_at(&op.rhs_expr, "Operation failed; Error during operation: can't divide by zero."));
+                            return Err(self.error_at(
+                                &op.rhs_expr,
+                                "Operation failed; Error during operation: can't divide by zero.",
+                            ));
                         }
                         Value::Number(l / r)
                     }
@@ -89,7 +92,11 @@ impl<'s> Session<'s> {
             let node = if left { &op.lhs_expr } else { &op.rhs_expr };
             self.error_at(
                 node,
-                format!("Invalid operand; Unsuitable value for {} operand: bool required, got {}.", if left { "left" } else { "right" }, v.type_name()),
+                format!(
+                    "Invalid operand; Unsuitable value for {} operand: bool required, got {}.",
+                    if left { "left" } else { "right" },
+                    v.type_name()
+                ),
             )
         })
     }
@@ -99,9 +106,14 @@ impl<'s> Session<'s> {
 pub fn values_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x == y,
-        (Value::List(x), Value::List(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| values_equal(a, b)),
+        (Value::List(x), Value::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| values_equal(a, b))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|((ka, va), (kb, vb))| ka == kb && values_equal(va, vb))
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((ka, va), (kb, vb))| ka == kb && values_equal(va, vb))
         }
         _ => a == b,
     }

@@ -15,7 +15,9 @@ impl<'s> Session<'s> {
         if let Some(Element::Interpolation(interp)) = t.as_single_element() {
             return self.eval(&interp.expr);
         }
-        Ok(self.render(t, false, false)?.map_or(Value::Unknown, Value::String))
+        Ok(self
+            .render(t, false, false)?
+            .map_or(Value::Unknown, Value::String))
     }
 
     pub(super) fn eval_heredoc(&mut self, h: &HeredocTemplate) -> Result<Value, BakeError> {
@@ -24,7 +26,12 @@ impl<'s> Session<'s> {
             .map_or(Value::Unknown, Value::String))
     }
 
-    fn render(&mut self, t: &Template, strip_first: bool, strip_last: bool) -> Result<Rendered, BakeError> {
+    fn render(
+        &mut self,
+        t: &Template,
+        strip_first: bool,
+        strip_last: bool,
+    ) -> Result<Rendered, BakeError> {
         let elements: Vec<&Element> = t.iter().collect();
         let mut out = String::new();
         let mut unknown = false;
@@ -32,7 +39,11 @@ impl<'s> Session<'s> {
             match element {
                 Element::Literal(lit) => {
                     let mut s: &str = lit.value();
-                    let strip_before = if i == 0 { strip_first } else { strips_following(elements[i - 1]) };
+                    let strip_before = if i == 0 {
+                        strip_first
+                    } else {
+                        strips_following(elements[i - 1])
+                    };
                     let strip_after = match elements.get(i + 1) {
                         Some(next) => strips_preceding(next),
                         None => strip_last,
@@ -64,7 +75,10 @@ impl<'s> Session<'s> {
                             None => {
                                 return Err(self.error_at(
                                     &d.if_expr.cond_expr,
-                                    format!("Invalid 'if' condition; bool required, got {}.", cond.type_name()),
+                                    format!(
+                                        "Invalid 'if' condition; bool required, got {}.",
+                                        cond.type_name()
+                                    ),
                                 ));
                             }
                         };
@@ -73,9 +87,17 @@ impl<'s> Session<'s> {
                                 Some(e) => e.strip.strip_start(),
                                 None => d.endif_expr.strip.strip_start(),
                             };
-                            self.render(&d.if_expr.template, d.if_expr.strip.strip_end(), close_strip)?
+                            self.render(
+                                &d.if_expr.template,
+                                d.if_expr.strip.strip_end(),
+                                close_strip,
+                            )?
                         } else if let Some(e) = &d.else_expr {
-                            self.render(&e.template, e.strip.strip_end(), d.endif_expr.strip.strip_start())?
+                            self.render(
+                                &e.template,
+                                e.strip.strip_end(),
+                                d.endif_expr.strip.strip_start(),
+                            )?
                         } else {
                             Some(String::new())
                         };
@@ -92,7 +114,10 @@ impl<'s> Session<'s> {
                                 .enumerate()
                                 .map(|(i, v)| (Value::Number(i as f64), v))
                                 .collect(),
-                            Value::Object(map) => map.into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
+                            Value::Object(map) => map
+                                .into_iter()
+                                .map(|(k, v)| (Value::String(k), v))
+                                .collect(),
                             Value::Unknown => {
                                 unknown = true;
                                 continue;
@@ -109,7 +134,8 @@ impl<'s> Session<'s> {
                             if let Some(kv) = &d.for_expr.key_var {
                                 self.locals.push((kv.value().to_string(), k));
                             }
-                            self.locals.push((d.for_expr.value_var.value().to_string(), v));
+                            self.locals
+                                .push((d.for_expr.value_var.value().to_string(), v));
                             let rendered = self.render(
                                 &d.for_expr.template,
                                 d.for_expr.strip.strip_end(),
@@ -128,7 +154,11 @@ impl<'s> Session<'s> {
         Ok(if unknown { None } else { Some(out) })
     }
 
-    fn template_string(&self, value: Value, node: &hcl_edit::expr::Expression) -> Result<Rendered, BakeError> {
+    fn template_string(
+        &self,
+        value: Value,
+        node: &hcl_edit::expr::Expression,
+    ) -> Result<Rendered, BakeError> {
         match value {
             Value::Unknown => Ok(None),
             Value::Null => Err(self.error_at(

@@ -30,20 +30,25 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
         "sethaselement" => arity(args, 2)
             .and_then(|_| arg_list(args, 0))
             .map(|items| Value::Bool(items.iter().any(|v| values_equal(v, &args[1])))),
-        "distinct" => arity(args, 1).and_then(|_| arg_list(args, 0)).map(|items| Value::List(dedup(items))),
+        "distinct" => arity(args, 1)
+            .and_then(|_| arg_list(args, 0))
+            .map(|items| Value::List(dedup(items))),
         "compact" => arity(args, 1).and_then(|_| arg_list(args, 0)).map(|items| {
             Value::List(
                 items
                     .into_iter()
-                    .filter(|v| !matches!(v, Value::Null) && v.as_string().is_none_or(|s| !s.is_empty()))
+                    .filter(|v| {
+                        !matches!(v, Value::Null) && v.as_string().is_none_or(|s| !s.is_empty())
+                    })
                     .collect(),
             )
         }),
+        // go-cty's coalesce skips nulls only; an empty string is a value.
         "coalesce" => args
             .iter()
-            .find(|v| !v.is_null() && v.as_string().is_none_or(|s| !s.is_empty()))
+            .find(|v| !v.is_null())
             .cloned()
-            .ok_or_else(|| "no non-null, non-empty-string arguments".to_string()),
+            .ok_or_else(|| "no non-null arguments".to_string()),
         "coalescelist" => args
             .iter()
             .find(|v| matches!(v, Value::List(items) if !items.is_empty()))
@@ -58,7 +63,12 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
             if size == 0.0 {
                 return Ok(Value::List(vec![Value::List(items)]));
             }
-            Ok(Value::List(items.chunks(size as usize).map(|c| Value::List(c.to_vec())).collect()))
+            Ok(Value::List(
+                items
+                    .chunks(size as usize)
+                    .map(|c| Value::List(c.to_vec()))
+                    .collect(),
+            ))
         }),
         "element" => arity(args, 2).and_then(|_| {
             let items = arg_list(args, 0)?;
@@ -74,16 +84,22 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
         "index" => arity(args, 2).and_then(|_| match &args[0] {
             Value::List(items) => {
                 let i = args[1].as_number().ok_or("index must be a number")?;
-                items.get(i as usize).cloned().ok_or_else(|| "index out of range".to_string())
+                items
+                    .get(i as usize)
+                    .cloned()
+                    .ok_or_else(|| "index out of range".to_string())
             }
             Value::Object(map) => {
                 let k = args[1].as_string().ok_or("key must be a string")?;
-                map.get(&k).cloned().ok_or_else(|| format!("key {k:?} not found"))
+                map.get(&k)
+                    .cloned()
+                    .ok_or_else(|| format!("key {k:?} not found"))
             }
             other => Err(format!("cannot index {}", other.type_name())),
         }),
         "indexof" => arity(args, 2).and_then(|_| {
-            let items = arg_list(args, 0).map_err(|_| "argument must be a list or tuple".to_string())?;
+            let items =
+                arg_list(args, 0).map_err(|_| "argument must be a list or tuple".to_string())?;
             if items.is_empty() {
                 return Err("cannot search an empty list".into());
             }
@@ -94,8 +110,14 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
                 .ok_or_else(|| "item not found".to_string())
         }),
         "hasindex" => arity(args, 2).map(|_| match &args[0] {
-            Value::List(items) => Value::Bool(args[1].as_number().is_some_and(|i| i >= 0.0 && (i as usize) < items.len())),
-            Value::Object(map) => Value::Bool(args[1].as_string().is_some_and(|k| map.contains_key(&k))),
+            Value::List(items) => Value::Bool(
+                args[1]
+                    .as_number()
+                    .is_some_and(|i| i >= 0.0 && (i as usize) < items.len()),
+            ),
+            Value::Object(map) => {
+                Value::Bool(args[1].as_string().is_some_and(|k| map.contains_key(&k)))
+            }
             _ => Value::Bool(false),
         }),
         "flatten" => arity(args, 1).and_then(|_| arg_list(args, 0)).map(|items| {
@@ -104,19 +126,30 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
             Value::List(out)
         }),
         "keys" => arity(args, 1).and_then(|_| match &args[0] {
-            Value::Object(map) => Ok(Value::List(map.keys().map(|k| Value::str(k.clone())).collect())),
-            other => Err(format!("keys requires a map or object, got {}", other.type_name())),
+            Value::Object(map) => Ok(Value::List(
+                map.keys().map(|k| Value::str(k.clone())).collect(),
+            )),
+            other => Err(format!(
+                "keys requires a map or object, got {}",
+                other.type_name()
+            )),
         }),
         "values" => arity(args, 1).and_then(|_| match &args[0] {
             Value::Object(map) => Ok(Value::List(map.values().cloned().collect())),
-            other => Err(format!("values requires a map or object, got {}", other.type_name())),
+            other => Err(format!(
+                "values requires a map or object, got {}",
+                other.type_name()
+            )),
         }),
         "lookup" => {
             if args.len() != 2 && args.len() != 3 {
                 Err("lookup requires 2 or 3 arguments".into())
             } else {
                 match &args[0] {
-                    Value::Object(map) => match args[1].as_string().and_then(|k| map.get(&k).cloned()) {
+                    Value::Object(map) => match args[1]
+                        .as_string()
+                        .and_then(|k| map.get(&k).cloned())
+                    {
                         Some(v) => Ok(v),
                         None if args.len() == 3 => Ok(args[2].clone()),
                         None => Err("the given key was not found and no default was given".into()),
@@ -131,7 +164,12 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
                 match a {
                     Value::Object(map) => out.extend(map.clone()),
                     Value::Null => {}
-                    other => return Some(Err(format!("merge requires maps or objects, got {}", other.type_name()))),
+                    other => {
+                        return Some(Err(format!(
+                            "merge requires maps or objects, got {}",
+                            other.type_name()
+                        )));
+                    }
                 }
             }
             Ok(Value::Object(out))
@@ -159,7 +197,9 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
                 strings.push(item.as_string().ok_or("sort requires a list of strings")?);
             }
             strings.sort();
-            Ok(Value::List(strings.into_iter().map(Value::String).collect()))
+            Ok(Value::List(
+                strings.into_iter().map(Value::String).collect(),
+            ))
         }),
         "zipmap" => arity(args, 2).and_then(|_| {
             let keys = arg_list(args, 0)?;
@@ -180,10 +220,18 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
                 }
             }
         }),
-        "setintersection" => sets(args, |acc, s| acc.retain(|a| s.iter().any(|v| values_equal(a, v)))),
-        "setsubtract" => sets(args, |acc, s| acc.retain(|a| !s.iter().any(|v| values_equal(a, v)))),
+        "setintersection" => sets(args, |acc, s| {
+            acc.retain(|a| s.iter().any(|v| values_equal(a, v)))
+        }),
+        "setsubtract" => sets(args, |acc, s| {
+            acc.retain(|a| !s.iter().any(|v| values_equal(a, v)))
+        }),
         "setsymmetricdifference" => sets(args, |acc, s| {
-            let both: Vec<Value> = acc.iter().filter(|a| s.iter().any(|v| values_equal(a, v))).cloned().collect();
+            let both: Vec<Value> = acc
+                .iter()
+                .filter(|a| s.iter().any(|v| values_equal(a, v)))
+                .cloned()
+                .collect();
             for v in s {
                 acc.push(v);
             }
@@ -248,7 +296,9 @@ fn sets(args: &[Value], f: impl Fn(&mut Vec<Value>, Vec<Value>)) -> FnResult {
 }
 
 fn range(args: &[Value]) -> FnResult {
-    let nums: Vec<f64> = (0..args.len()).map(|i| arg_num(args, i)).collect::<Result<_, _>>()?;
+    let nums: Vec<f64> = (0..args.len())
+        .map(|i| arg_num(args, i))
+        .collect::<Result<_, _>>()?;
     let (start, end, step) = match nums.as_slice() {
         [end] => (0.0, *end, 1.0),
         [start, end] => (*start, *end, if end >= start { 1.0 } else { -1.0 }),

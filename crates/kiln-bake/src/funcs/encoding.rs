@@ -10,19 +10,24 @@ use crate::value::Value;
 
 pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
     Some(match name {
-        "base64encode" => str_fn(args, |s| Ok(base64::engine::general_purpose::STANDARD.encode(s))),
+        "base64encode" => str_fn(args, |s| {
+            Ok(base64::engine::general_purpose::STANDARD.encode(s))
+        }),
         "base64decode" => str_fn(args, |s| {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(s)
                 .map_err(|_| "failed to decode base64 data".to_string())?;
-            String::from_utf8(bytes).map_err(|_| "the result of decoding the provided string is not valid UTF-8".into())
+            String::from_utf8(bytes)
+                .map_err(|_| "the result of decoding the provided string is not valid UTF-8".into())
         }),
         "urlencode" => str_fn(args, |s| Ok(url_encode(s))),
         "md5" => str_fn(args, |s| Ok(hex(&md5::Md5::digest(s.as_bytes())))),
         "sha1" => str_fn(args, |s| Ok(hex(&sha1::Sha1::digest(s.as_bytes())))),
         "sha256" => str_fn(args, |s| Ok(hex(&sha2::Sha256::digest(s.as_bytes())))),
         "sha512" => str_fn(args, |s| Ok(hex(&sha2::Sha512::digest(s.as_bytes())))),
-        "byteslen" => arity(args, 1).and_then(|_| arg_str(args, 0)).map(|s| Value::Number(s.len() as f64)),
+        "byteslen" => arity(args, 1)
+            .and_then(|_| arg_str(args, 0))
+            .map(|s| Value::Number(s.len() as f64)),
         "uuidv4" => arity(args, 0).map(|_| Value::String(uuid::Uuid::new_v4().to_string())),
         "uuidv5" => arity(args, 2).and_then(|_| {
             let ns = match arg_str(args, 0)?.as_str() {
@@ -30,9 +35,12 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
                 "url" => uuid::Uuid::NAMESPACE_URL,
                 "oid" => uuid::Uuid::NAMESPACE_OID,
                 "x500" => uuid::Uuid::NAMESPACE_X500,
-                other => uuid::Uuid::parse_str(other).map_err(|e| format!("uuidv5() doesn't support namespace {other}: {e}"))?,
+                other => uuid::Uuid::parse_str(other)
+                    .map_err(|e| format!("uuidv5() doesn't support namespace {other}: {e}"))?,
             };
-            Ok(Value::String(uuid::Uuid::new_v5(&ns, arg_str(args, 1)?.as_bytes()).to_string()))
+            Ok(Value::String(
+                uuid::Uuid::new_v5(&ns, arg_str(args, 1)?.as_bytes()).to_string(),
+            ))
         }),
         "jsonencode" => arity(args, 1).map(|_| Value::String(args[0].to_json().to_string())),
         "jsondecode" => str_fn_value(args, |s| {
@@ -41,7 +49,9 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
                 .map_err(|e| format!("invalid JSON: {e}"))
         }),
         "csvdecode" => str_fn_value(args, csv_decode),
-        "bcrypt" | "rsadecrypt" | "bytesslice" | "convert" => Err(format!("{name} is not supported by kiln")),
+        "bcrypt" | "rsadecrypt" | "bytesslice" | "convert" => {
+            Err(format!("{name} is not supported by kiln"))
+        }
         _ => return None,
     })
 }

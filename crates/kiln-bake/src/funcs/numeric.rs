@@ -9,8 +9,20 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
         "add" => bin(args, |a, b| Ok(a + b)),
         "subtract" => bin(args, |a, b| Ok(a - b)),
         "multiply" => bin(args, |a, b| Ok(a * b)),
-        "divide" => bin(args, |a, b| if b == 0.0 { Err("can't divide by zero".into()) } else { Ok(a / b) }),
-        "modulo" => bin(args, |a, b| if b == 0.0 { Err("can't use modulo by zero".into()) } else { Ok(a % b) }),
+        "divide" => bin(args, |a, b| {
+            if b == 0.0 {
+                Err("can't divide by zero".into())
+            } else {
+                Ok(a / b)
+            }
+        }),
+        "modulo" => bin(args, |a, b| {
+            if b == 0.0 {
+                Err("can't use modulo by zero".into())
+            } else {
+                Ok(a % b)
+            }
+        }),
         "pow" => bin(args, |a, b| Ok(a.powf(b))),
         "log" => bin(args, |a, b| Ok(a.ln() / b.ln())),
         "absolute" => un(args, f64::abs),
@@ -18,12 +30,21 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
         "ceil" => un(args, f64::ceil),
         "floor" => un(args, f64::floor),
         "int" => un(args, f64::trunc),
-        "signum" => un(args, |a| if a > 0.0 { 1.0 } else if a < 0.0 { -1.0 } else { 0.0 }),
+        "signum" => un(args, |a| {
+            if a > 0.0 {
+                1.0
+            } else if a < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        }),
         "max" | "min" => {
             if args.is_empty() {
                 Err("must pass at least one number".into())
             } else {
-                let nums: Result<Vec<f64>, String> = (0..args.len()).map(|i| arg_num(args, i)).collect();
+                let nums: Result<Vec<f64>, String> =
+                    (0..args.len()).map(|i| arg_num(args, i)).collect();
                 nums.map(|n| {
                     Value::Number(if name == "max" {
                         n.into_iter().fold(f64::MIN, f64::max)
@@ -36,8 +57,8 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
         "parseint" => arity(args, 2).and_then(|_| {
             let s = arg_str(args, 0)?;
             let base = arg_num(args, 1)? as u32;
-            if !(2..=62).contains(&base) {
-                return Err("base must be a whole number between 2 and 62 inclusive".into());
+            if !(2..=36).contains(&base) {
+                return Err("base must be a whole number between 2 and 36 inclusive".into());
             }
             i64::from_str_radix(&s, base)
                 .map(|n| Value::Number(n as f64))
@@ -54,7 +75,12 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
             let b = args[1].as_bool().ok_or("bool required")?;
             Ok(Value::Bool(if name == "and" { a && b } else { a || b }))
         }),
-        "not" => arity(args, 1).and_then(|_| args[0].as_bool().map(|b| Value::Bool(!b)).ok_or_else(|| "bool required".to_string())),
+        "not" => arity(args, 1).and_then(|_| {
+            args[0]
+                .as_bool()
+                .map(|b| Value::Bool(!b))
+                .ok_or_else(|| "bool required".to_string())
+        }),
         _ => return None,
     })
 }

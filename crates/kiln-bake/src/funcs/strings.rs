@@ -16,19 +16,30 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
         "title" => unary_str(args, title),
         "sanitize" => unary_str(args, |s| {
             s.chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect()
         }),
-        "basename" => unary_str(args, |s| path_base(s)),
-        "dirname" => unary_str(args, |s| path_dir(s)),
-        "trim" => two_str(args, |s, cut| s.trim_matches(|c| cut.contains(c)).to_string()),
+        "basename" => unary_str(args, path_base),
+        "dirname" => unary_str(args, path_dir),
+        "trim" => two_str(args, |s, cut| {
+            s.trim_matches(|c| cut.contains(c)).to_string()
+        }),
         "trimprefix" => two_str(args, |s, p| s.strip_prefix(p).unwrap_or(s).to_string()),
         "trimsuffix" => two_str(args, |s, p| s.strip_suffix(p).unwrap_or(s).to_string()),
         "split" => arity(args, 2).and_then(|_| {
             let sep = arg_str(args, 0)?;
             let s = arg_str(args, 1)?;
-            if s.is_empty() {
-                return Ok(Value::List(vec![]));
+            // Go's strings.Split: an empty separator splits into characters.
+            if sep.is_empty() {
+                return Ok(Value::List(
+                    s.chars().map(|c| Value::String(c.to_string())).collect(),
+                ));
             }
             Ok(Value::List(s.split(sep.as_str()).map(Value::str).collect()))
         }),
@@ -39,7 +50,7 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
             let to = arg_str(args, 2)?;
             if from.len() > 2 && from.starts_with('/') && from.ends_with('/') {
                 let re = regex::Regex::new(&from[1..from.len() - 1]).map_err(|e| e.to_string())?;
-                return Ok(Value::String(re.replace_all(&s, go_replacement(&to).as_str()).into_owned()));
+                return Ok(Value::String(re.replace_all(&s, to.as_str()).into_owned()));
             }
             Ok(Value::String(s.replace(&from, &to)))
         }),
@@ -47,7 +58,7 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
             let s = arg_str(args, 0)?;
             let re = regex::Regex::new(&arg_str(args, 1)?).map_err(|e| e.to_string())?;
             let to = arg_str(args, 2)?;
-            Ok(Value::String(re.replace_all(&s, go_replacement(&to).as_str()).into_owned()))
+            Ok(Value::String(re.replace_all(&s, to.as_str()).into_owned()))
         }),
         "regex" => arity(args, 2).and_then(|_| regex_match(&arg_str(args, 0)?, &arg_str(args, 1)?)),
         "regexall" => arity(args, 2).and_then(|_| {
@@ -68,8 +79,16 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
                 offset += len;
             }
             let offset = offset.clamp(0, len);
-            let end = if length < 0 { len } else { (offset + length).min(len) };
-            Ok(Value::String(s[offset as usize..end.max(offset) as usize].iter().collect()))
+            let end = if length < 0 {
+                len
+            } else {
+                (offset + length).min(len)
+            };
+            Ok(Value::String(
+                s[offset as usize..end.max(offset) as usize]
+                    .iter()
+                    .collect(),
+            ))
         }),
         "indent" => arity(args, 2).and_then(|_| {
             let n = arg_num(args, 0)? as usize;
@@ -81,11 +100,15 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
             if args.is_empty() {
                 Err("format requires a format string".into())
             } else {
-                arg_str(args, 0).and_then(|f| format(&f, &args[1..])).map(Value::String)
+                arg_str(args, 0)
+                    .and_then(|f| format(&f, &args[1..]))
+                    .map(Value::String)
             }
         }
         "formatlist" => formatlist(args),
-        "semvercmp" => arity(args, 2).and_then(|_| semvercmp(&arg_str(args, 0)?, &arg_str(args, 1)?)),
+        "semvercmp" => {
+            arity(args, 2).and_then(|_| semvercmp(&arg_str(args, 0)?, &arg_str(args, 1)?))
+        }
         _ => return None,
     })
 }
@@ -179,11 +202,6 @@ fn join(args: &[Value]) -> FnResult {
     Ok(Value::String(parts.join(&sep)))
 }
 
-/// Translates Go's `$1` / `${name}` replacement syntax for the regex crate.
-fn go_replacement(to: &str) -> String {
-    to.to_string()
-}
-
 fn captures_value(re: &regex::Regex, caps: &regex::Captures<'_>) -> Value {
     let names: Vec<Option<&str>> = re.capture_names().skip(1).collect();
     if names.is_empty() {
@@ -192,13 +210,19 @@ fn captures_value(re: &regex::Regex, caps: &regex::Captures<'_>) -> Value {
     if names.iter().all(Option::is_some) {
         let mut map = std::collections::BTreeMap::new();
         for name in names.into_iter().flatten() {
-            map.insert(name.to_string(), Value::String(caps.name(name).map_or("", |m| m.as_str()).to_string()));
+            map.insert(
+                name.to_string(),
+                Value::String(caps.name(name).map_or("", |m| m.as_str()).to_string()),
+            );
         }
         return Value::Object(map);
     }
     Value::List(
         (1..caps.len())
-            .map(|i| caps.get(i).map_or(Value::Null, |m| Value::String(m.as_str().to_string())))
+            .map(|i| {
+                caps.get(i)
+                    .map_or(Value::Null, |m| Value::String(m.as_str().to_string()))
+            })
             .collect(),
     )
 }
@@ -288,18 +312,28 @@ pub fn format(fmt: &str, args: &[Value]) -> Result<String, String> {
             'v' => match arg {
                 Value::String(s) => s.clone(),
                 other if flags.contains('#') => other.to_json().to_string(),
-                other => other.as_string().unwrap_or_else(|| other.to_json().to_string()),
+                other => other
+                    .as_string()
+                    .unwrap_or_else(|| other.to_json().to_string()),
             },
             's' => arg.as_string().ok_or("string required for %s")?,
-            'q' => serde_json::Value::String(arg.as_string().ok_or("string required for %q")?).to_string(),
+            'q' => serde_json::Value::String(arg.as_string().ok_or("string required for %q")?)
+                .to_string(),
             't' => arg.as_bool().ok_or("bool required for %t")?.to_string(),
             'd' => {
                 let n = arg.as_number().ok_or("number required for %d")?;
                 if n.fract() != 0.0 {
-                    return Err(format!("unsupported value for \"%d\" at {}: an integer is required", i - 2));
+                    return Err(format!(
+                        "unsupported value for \"%d\" at {}: an integer is required",
+                        i - 2
+                    ));
                 }
                 let s = format_number(n);
-                if flags.contains('+') && n >= 0.0 { format!("+{s}") } else { s }
+                if flags.contains('+') && n >= 0.0 {
+                    format!("+{s}")
+                } else {
+                    s
+                }
             }
             'f' | 'F' => {
                 let n = arg.as_number().ok_or("number required for %f")?;
@@ -307,10 +341,22 @@ pub fn format(fmt: &str, args: &[Value]) -> Result<String, String> {
             }
             'e' => format!("{:e}", arg.as_number().ok_or("number required for %e")?),
             'g' => format_number(arg.as_number().ok_or("number required for %g")?),
-            'x' => format!("{:x}", arg.as_number().ok_or("number required for %x")? as i64),
-            'X' => format!("{:X}", arg.as_number().ok_or("number required for %X")? as i64),
-            'o' => format!("{:o}", arg.as_number().ok_or("number required for %o")? as i64),
-            'b' => format!("{:b}", arg.as_number().ok_or("number required for %b")? as i64),
+            'x' => format!(
+                "{:x}",
+                arg.as_number().ok_or("number required for %x")? as i64
+            ),
+            'X' => format!(
+                "{:X}",
+                arg.as_number().ok_or("number required for %X")? as i64
+            ),
+            'o' => format!(
+                "{:o}",
+                arg.as_number().ok_or("number required for %o")? as i64
+            ),
+            'b' => format!(
+                "{:b}",
+                arg.as_number().ok_or("number required for %b")? as i64
+            ),
             other => return Err(format!("unsupported format verb %{other}")),
         };
         let text = match (precision, verb) {
@@ -325,7 +371,8 @@ pub fn format(fmt: &str, args: &[Value]) -> Result<String, String> {
                 out.push_str(&text);
                 out.push_str(&" ".repeat(pad));
             } else if flags.contains('0') && matches!(verb, 'd' | 'f' | 'x' | 'X' | 'o' | 'b') {
-                let (sign, digits) = text.split_at(if text.starts_with(['-', '+']) { 1 } else { 0 });
+                let (sign, digits) =
+                    text.split_at(if text.starts_with(['-', '+']) { 1 } else { 0 });
                 out.push_str(sign);
                 out.push_str(&"0".repeat(pad));
                 out.push_str(digits);
@@ -338,7 +385,9 @@ pub fn format(fmt: &str, args: &[Value]) -> Result<String, String> {
         }
     }
     if next_arg < args.len() {
-        return Err(format!("too many arguments; only {next_arg} used by format string"));
+        return Err(format!(
+            "too many arguments; only {next_arg} used by format string"
+        ));
     }
     Ok(out)
 }
@@ -365,9 +414,12 @@ fn semvercmp(version: &str, constraint: &str) -> FnResult {
     }
     for clause in constraint.split(',') {
         let clause = clause.trim();
-        let op_len = clause.find(|c: char| c.is_ascii_digit() || c == 'v').unwrap_or(clause.len());
+        let op_len = clause
+            .find(|c: char| c.is_ascii_digit() || c == 'v')
+            .unwrap_or(clause.len());
         let (op, rest) = clause.split_at(op_len);
-        let want = parse_semver(rest).ok_or_else(|| format!("invalid constraint {constraint:?}"))?;
+        let want =
+            parse_semver(rest).ok_or_else(|| format!("invalid constraint {constraint:?}"))?;
         let ord = v.cmp(&want);
         let ok = match op.trim() {
             "" | "=" | "==" => ord.is_eq(),
@@ -395,7 +447,10 @@ mod tests {
     fn format_supports_common_verbs() {
         let args = [Value::Number(99.0), Value::str("bottles")];
         assert_eq!(format("%d %s", &args).unwrap(), "99 bottles");
-        assert_eq!(format("%05d|%-4s|", &[Value::Number(42.0), Value::str("a")]).unwrap(), "00042|a   |");
+        assert_eq!(
+            format("%05d|%-4s|", &[Value::Number(42.0), Value::str("a")]).unwrap(),
+            "00042|a   |"
+        );
         assert!(format("%d", &[]).is_err());
     }
 

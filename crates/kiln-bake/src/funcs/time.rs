@@ -18,7 +18,11 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0);
-            Value::String(rfc3339(Instant { unix: now, nanos: 0, offset: 0 }))
+            Value::String(rfc3339(Instant {
+                unix: now,
+                nanos: 0,
+                offset: 0,
+            }))
         }),
         "formatdate" => arity(args, 2).and_then(|_| {
             let t = parse_rfc3339(&arg_str(args, 1)?)?;
@@ -30,9 +34,17 @@ pub fn call(name: &str, args: &[Value]) -> Option<FnResult> {
                     if n.fract() != 0.0 {
                         return Err("unix timestamp must be an integer".into());
                     }
-                    Instant { unix: *n as i64, nanos: 0, offset: 0 }
+                    Instant {
+                        unix: *n as i64,
+                        nanos: 0,
+                        offset: 0,
+                    }
                 }
-                other => parse_rfc3339(&other.as_string().ok_or("timestamp must be a string or number")?)?,
+                other => parse_rfc3339(
+                    &other
+                        .as_string()
+                        .ok_or("timestamp must be a string or number")?,
+                )?,
             };
             let fmt = arg_str(args, 0)?;
             if fmt == "X" {
@@ -80,16 +92,28 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 fn parse_rfc3339(s: &str) -> Result<Instant, String> {
     let err = || format!("not a valid RFC3339 timestamp: {s:?}");
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return Err(err());
     }
-    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok()).ok_or_else(err);
+    let num =
+        |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok()).ok_or_else(err);
     let (year, month, day) = (num(0..4)?, num(5..7)? as u32, num(8..10)? as u32);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return Err(err());
     }
-    let mut rest = &s[19..];
+    let mut rest = s.get(19..).ok_or_else(err)?;
     let mut nanos = 0u32;
     if let Some(frac) = rest.strip_prefix('.') {
         let digits: String = frac.chars().take_while(char::is_ascii_digit).collect();
@@ -102,7 +126,10 @@ fn parse_rfc3339(s: &str) -> Result<Instant, String> {
     }
     let offset = match rest {
         "Z" | "z" => 0,
-        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
+        _ if rest.len() == 6
+            && (rest.starts_with('+') || rest.starts_with('-'))
+            && &rest[3..4] == ":" =>
+        {
             let h: i32 = rest[1..3].parse().map_err(|_| err())?;
             let m: i32 = rest[4..6].parse().map_err(|_| err())?;
             let sign = if rest.starts_with('-') { -1 } else { 1 };
@@ -111,7 +138,11 @@ fn parse_rfc3339(s: &str) -> Result<Instant, String> {
         _ => return Err(err()),
     };
     let local = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
-    Ok(Instant { unix: local - offset as i64, nanos, offset })
+    Ok(Instant {
+        unix: local - offset as i64,
+        nanos,
+        offset,
+    })
 }
 
 struct Parts {
@@ -152,7 +183,11 @@ fn offset_str(offset: i32, colon: bool) -> String {
 
 fn rfc3339(t: Instant) -> String {
     let p = parts(t);
-    let zone = if t.offset == 0 { "Z".to_string() } else { offset_str(t.offset, true) };
+    let zone = if t.offset == 0 {
+        "Z".to_string()
+    } else {
+        offset_str(t.offset, true)
+    };
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{zone}",
         p.year, p.month, p.day, p.hour, p.minute, p.second
@@ -160,9 +195,28 @@ fn rfc3339(t: Instant) -> String {
 }
 
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
-const WEEKDAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+const WEEKDAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
 
 fn format_date(fmt: &str, t: Instant) -> Result<String, String> {
     let p = parts(t);
@@ -217,8 +271,20 @@ fn format_date(fmt: &str, t: Instant) -> Result<String, String> {
             "s" => p.second.to_string(),
             "ZZZZZ" => offset_str(t.offset, true),
             "ZZZZ" => offset_str(t.offset, false),
-            "ZZZ" => if t.offset == 0 { "UTC".to_string() } else { offset_str(t.offset, false) },
-            "Z" => if t.offset == 0 { "Z".to_string() } else { offset_str(t.offset, true) },
+            "ZZZ" => {
+                if t.offset == 0 {
+                    "UTC".to_string()
+                } else {
+                    offset_str(t.offset, false)
+                }
+            }
+            "Z" => {
+                if t.offset == 0 {
+                    "Z".to_string()
+                } else {
+                    offset_str(t.offset, true)
+                }
+            }
             other => return Err(format!("invalid date format verb {other:?}")),
         };
         out.push_str(&text);
@@ -241,10 +307,14 @@ fn parse_duration(s: &str) -> Result<i128, String> {
     }
     let mut total: f64 = 0.0;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(err)?;
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(err)?;
         let n: f64 = rest[..num_len].parse().map_err(|_| err())?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -273,16 +343,37 @@ mod tests {
 
     #[test]
     fn formatdate_tokens() {
-        let t = Instant { unix: 1_690_328_596, nanos: 0, offset: 0 };
-        assert_eq!(format_date("YYYY-MM-DD'T'hh:mm:ssZ", t).unwrap(), "2023-07-25T23:43:16Z");
-        assert_eq!(format_date("EEE, DD MMM YYYY", t).unwrap(), "Tue, 25 Jul 2023");
-        let before_epoch = Instant { unix: -1, nanos: 0, offset: 0 };
-        assert_eq!(format_date("YYYY-MM-DD hh:mm:ss", before_epoch).unwrap(), "1969-12-31 23:59:59");
+        let t = Instant {
+            unix: 1_690_328_596,
+            nanos: 0,
+            offset: 0,
+        };
+        assert_eq!(
+            format_date("YYYY-MM-DD'T'hh:mm:ssZ", t).unwrap(),
+            "2023-07-25T23:43:16Z"
+        );
+        assert_eq!(
+            format_date("EEE, DD MMM YYYY", t).unwrap(),
+            "Tue, 25 Jul 2023"
+        );
+        let before_epoch = Instant {
+            unix: -1,
+            nanos: 0,
+            offset: 0,
+        };
+        assert_eq!(
+            format_date("YYYY-MM-DD hh:mm:ss", before_epoch).unwrap(),
+            "1969-12-31 23:59:59"
+        );
     }
 
     #[test]
     fn timeadd_uses_go_durations() {
-        let r = call("timeadd", &[Value::str("2017-11-22T00:00:00Z"), Value::str("1h30m")]).unwrap();
+        let r = call(
+            "timeadd",
+            &[Value::str("2017-11-22T00:00:00Z"), Value::str("1h30m")],
+        )
+        .unwrap();
         assert_eq!(r.unwrap(), Value::str("2017-11-22T01:30:00Z"));
     }
 }

@@ -11,11 +11,13 @@ fn str_list(v: &Option<Vec<String>>) -> Option<Json> {
 }
 
 fn entry_list(kind: EntryKind, v: &Option<Vec<Entry>>) -> Option<Json> {
-    v.as_ref().map(|l| Json::Array(l.iter().map(|e| Json::String(canonical(kind, e))).collect()))
+    v.as_ref()
+        .map(|l| Json::Array(l.iter().map(|e| Json::String(canonical(kind, e))).collect()))
 }
 
 fn entry_objects(v: &Option<Vec<Entry>>) -> Option<Json> {
-    v.as_ref().map(|l| Json::Array(l.iter().map(|e| json!(e)).collect()))
+    v.as_ref()
+        .map(|l| Json::Array(l.iter().map(|e| json!(e)).collect()))
 }
 
 fn entries_of<'a>(t: &'a Target, field: &str) -> Option<&'a Option<Vec<Entry>>> {
@@ -60,12 +62,21 @@ pub fn field_view(t: &Target, field: &str) -> Option<Json> {
         "pull" => t.pull.map(|b| json!(b)),
         "resources" => t.resources.as_ref().map(|r| {
             let mut m = Map::new();
-            for (k, v) in [("memory", &r.memory), ("memory-swap", &r.memory_swap), ("cpuset-cpus", &r.cpuset_cpus), ("cpuset-mems", &r.cpuset_mems)] {
+            for (k, v) in [
+                ("memory", &r.memory),
+                ("memory-swap", &r.memory_swap),
+                ("cpuset-cpus", &r.cpuset_cpus),
+                ("cpuset-mems", &r.cpuset_mems),
+            ] {
                 if let Some(v) = v {
                     m.insert(k.into(), json!(v));
                 }
             }
-            for (k, v) in [("cpu-shares", r.cpu_shares), ("cpu-period", r.cpu_period), ("cpu-quota", r.cpu_quota)] {
+            for (k, v) in [
+                ("cpu-shares", r.cpu_shares),
+                ("cpu-period", r.cpu_period),
+                ("cpu-quota", r.cpu_quota),
+            ] {
                 if let Some(v) = v {
                     m.insert(k.into(), json!(v));
                 }
@@ -81,7 +92,11 @@ fn sorted_strings(v: &Json) -> Vec<String> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
+        .map(|x| {
+            x.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| x.to_string())
+        })
         .collect();
     out.sort();
     out
@@ -99,8 +114,19 @@ fn entry_matches(got: &Json, want: &Json) -> bool {
 }
 
 /// Applies one `field|modifier` expectation to an actual value.
-pub fn apply_modifier(field: &str, modifier: &str, actual: Option<Json>, objects: Option<Json>, want: &Json) -> Result<(), String> {
-    let fail = |what: &str| Err(format!("{field}|{modifier}: {what}: got {}, want {want}", actual.clone().unwrap_or(Json::Null)));
+pub fn apply_modifier(
+    field: &str,
+    modifier: &str,
+    actual: Option<Json>,
+    objects: Option<Json>,
+    want: &Json,
+) -> Result<(), String> {
+    let fail = |what: &str| {
+        Err(format!(
+            "{field}|{modifier}: {what}: got {}, want {want}",
+            actual.clone().unwrap_or(Json::Null)
+        ))
+    };
     match modifier {
         "" => {
             if actual.as_ref() != Some(want) && !(actual.is_none() && want.is_null()) {
@@ -113,7 +139,14 @@ pub fn apply_modifier(field: &str, modifier: &str, actual: Option<Json>, objects
             }
         }
         "count" => {
-            let n = actual.as_ref().and_then(|a| a.as_array().map(Vec::len).or_else(|| a.as_object().map(Map::len))).unwrap_or(0);
+            let n = actual
+                .as_ref()
+                .and_then(|a| {
+                    a.as_array()
+                        .map(Vec::len)
+                        .or_else(|| a.as_object().map(Map::len))
+                })
+                .unwrap_or(0);
             if Some(n as u64) != want.as_u64() {
                 return fail("count");
             }
@@ -127,7 +160,11 @@ pub fn apply_modifier(field: &str, modifier: &str, actual: Option<Json>, objects
             let got = actual.clone().unwrap_or(Json::Null);
             for (k, v) in want.as_object().into_iter().flatten() {
                 let g = got.get(k);
-                let ok = if v.is_null() { g.is_none_or(Json::is_null) } else { g == Some(v) };
+                let ok = if v.is_null() {
+                    g.is_none_or(Json::is_null)
+                } else {
+                    g == Some(v)
+                };
                 if !ok {
                     return fail(&format!("key {k}"));
                 }
@@ -154,14 +191,21 @@ pub fn apply_modifier(field: &str, modifier: &str, actual: Option<Json>, objects
             let got = objects.unwrap_or(Json::Null);
             let got_list = got.as_array().cloned().unwrap_or_default();
             let want_list = want.as_array().cloned().unwrap_or_default();
-            if got_list.len() != want_list.len() || !got_list.iter().zip(&want_list).all(|(g, w)| g == w) {
+            if got_list.len() != want_list.len()
+                || !got_list.iter().zip(&want_list).all(|(g, w)| g == w)
+            {
                 return Err(format!("{field}|entries: got {got}, want {want}"));
             }
         }
         "entries_subset" => {
             let got = objects.unwrap_or(Json::Null);
             for w in want.as_array().into_iter().flatten() {
-                if !got.as_array().into_iter().flatten().any(|g| entry_matches(g, w)) {
+                if !got
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|g| entry_matches(g, w))
+                {
                     return Err(format!("{field}|entries_subset: {w} not in {got}"));
                 }
             }
@@ -190,7 +234,14 @@ pub fn match_fields(t: &Target, want: &Json, cwd: Option<&Path>) -> Result<(), S
                 .map(|e| {
                     let disabled = e.get("disabled").is_some_and(|d| d == "true");
                     let ty = e.get("type").cloned().unwrap_or_default();
-                    (ty, if disabled { Json::Null } else { json!(canonical(EntryKind::Attest, e)) })
+                    (
+                        ty,
+                        if disabled {
+                            Json::Null
+                        } else {
+                            json!(canonical(EntryKind::Attest, e))
+                        },
+                    )
                 })
                 .collect();
             if Json::Object(got.clone()) != *v {
@@ -231,7 +282,13 @@ fn check_build_opt(t: &Target, want: &Json, cwd: &Path) -> Result<(), String> {
             Json::String(s) => Json::String(s.replace("${CWD}", &cwd_s)),
             other => other.clone(),
         };
-        apply_modifier(&format!("build_opt.{field}"), modifier, actual.get(field).cloned(), None, &v)?;
+        apply_modifier(
+            &format!("build_opt.{field}"),
+            modifier,
+            actual.get(field).cloned(),
+            None,
+            &v,
+        )?;
     }
     Ok(())
 }

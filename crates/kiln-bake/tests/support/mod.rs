@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use kiln_bake::{BakeError, BakeFile, BakeRequest, Config, Target};
+use kiln_bake::{BakeError, BakeFile, BakeRequest, Config};
 use serde_json::Value as Json;
 
 pub use compare::match_fields;
@@ -24,7 +24,14 @@ pub fn string_map(v: &Json) -> BTreeMap<String, String> {
     v.as_object()
         .map(|m| {
             m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -32,7 +39,11 @@ pub fn string_map(v: &Json) -> BTreeMap<String, String> {
 
 fn strings(v: &Json) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -73,11 +84,15 @@ fn files_of(step: &Json) -> Vec<BakeFile> {
 fn request(step: &Json, cwd: &Path) -> BakeRequest {
     let mut files = files_of(step);
     files.retain(|f| !f.name.ends_with("Dockerfile") && !f.name.contains("Dockerfile."));
+    let mut env = string_map(&step["env"]);
+    if step["parse_opts"]["file_relative_paths"].as_bool() == Some(true) {
+        env.insert("BUILDX_BAKE_FILE_RELATIVE_PATHS".into(), "1".into());
+    }
     BakeRequest {
         files,
         targets: strings(&step["targets"]),
         overrides: strings(&step["overrides"]),
-        env: string_map(&step["env"]),
+        env,
         vars: string_map(&step["vars"]),
         cwd: cwd.to_path_buf(),
         defaults: string_map(&step["defaults"]),
@@ -92,16 +107,18 @@ fn check_error<T>(expect: &Json, result: &Result<T, BakeError>) -> Option<CaseRe
         (Some(true), Ok(_)) => Some(CaseResult::Fail("expected an error, got success".into())),
         (Some(true), Err(e)) => {
             let text = e.to_string();
-            if let Some(eq) = expect.get("error_equals").and_then(Json::as_str) {
-                if text != eq {
-                    return Some(CaseResult::Fail(format!("error {text:?} != {eq:?}")));
-                }
+            if let Some(eq) = expect.get("error_equals").and_then(Json::as_str)
+                && text != eq
+            {
+                return Some(CaseResult::Fail(format!("error {text:?} != {eq:?}")));
             }
             for key in ["error_contains", "output_contains"] {
-                if let Some(c) = expect.get(key).and_then(Json::as_str) {
-                    if !text.contains(c) {
-                        return Some(CaseResult::Fail(format!("error {text:?} does not contain {c:?}")));
-                    }
+                if let Some(c) = expect.get(key).and_then(Json::as_str)
+                    && !text.contains(c)
+                {
+                    return Some(CaseResult::Fail(format!(
+                        "error {text:?} does not contain {c:?}"
+                    )));
                 }
             }
             if let Some(names) = expect.get("error_diagnostics_missing_variables|elements_match") {
@@ -110,7 +127,9 @@ fn check_error<T>(expect: &Json, result: &Result<T, BakeError>) -> Option<CaseRe
                 want.sort();
                 got.sort();
                 if want != got {
-                    return Some(CaseResult::Fail(format!("missing variables {got:?} != {want:?}")));
+                    return Some(CaseResult::Fail(format!(
+                        "missing variables {got:?} != {want:?}"
+                    )));
                 }
             }
             Some(CaseResult::Pass)
@@ -184,8 +203,16 @@ pub fn check_step(api: &str, step: &Json) -> CaseResult {
 }
 
 /// The `kiln bake` flags the CLI vectors use, run through the library.
-fn run_cli(argv: &[String], cwd: &Path, env: BTreeMap<String, String>) -> Result<String, BakeError> {
-    let mut req = BakeRequest { cwd: cwd.to_path_buf(), env, ..BakeRequest::default() };
+fn run_cli(
+    argv: &[String],
+    cwd: &Path,
+    env: BTreeMap<String, String>,
+) -> Result<String, BakeError> {
+    let mut req = BakeRequest {
+        cwd: cwd.to_path_buf(),
+        env,
+        ..BakeRequest::default()
+    };
     let mut files = Vec::new();
     let mut list = None;
     let mut args = argv.iter().skip(1);
@@ -212,7 +239,7 @@ fn run_cli(argv: &[String], cwd: &Path, env: BTreeMap<String, String>) -> Result
         });
     }
     let resolved = kiln_bake::resolve(&req)?;
-    Ok(serde_json::to_string_pretty(&kiln_bake::print::print_json(&resolved)).expect("json"))
+    Ok(kiln_bake::print::print_text(&resolved))
 }
 
 fn check_cli(expect: &Json, stdout: &str) -> CaseResult {
@@ -232,10 +259,10 @@ fn check_cli(expect: &Json, stdout: &str) -> CaseResult {
             fail!("stdout contains {s:?}: {stdout}");
         }
     }
-    if let Some(want) = expect.get("stdout_trimmed_equals").and_then(Json::as_str) {
-        if stdout.trim() != want {
-            fail!("stdout {:?} != {want:?}", stdout.trim());
-        }
+    if let Some(want) = expect.get("stdout_trimmed_equals").and_then(Json::as_str)
+        && stdout.trim() != want
+    {
+        fail!("stdout {:?} != {want:?}", stdout.trim());
     }
     if let Some(want) = expect.get("print_targets").and_then(Json::as_object) {
         let got: Json = serde_json::from_str(stdout).unwrap_or(Json::Null);
@@ -253,20 +280,30 @@ fn check_cli(expect: &Json, stdout: &str) -> CaseResult {
 }
 
 fn check_read_targets(expect: &Json, r: &kiln_bake::Resolved, cwd: &Path) -> CaseResult {
-    if let Some(n) = expect.get("target_count").and_then(Json::as_u64) {
-        if r.targets.len() as u64 != n {
-            fail!("target count {} != {n} ({:?})", r.targets.len(), r.targets.keys().collect::<Vec<_>>());
-        }
+    if let Some(n) = expect.get("target_count").and_then(Json::as_u64)
+        && r.targets.len() as u64 != n
+    {
+        fail!(
+            "target count {} != {n} ({:?})",
+            r.targets.len(),
+            r.targets.keys().collect::<Vec<_>>()
+        );
     }
-    if let Some(n) = expect.get("group_count").and_then(Json::as_u64) {
-        if r.groups.len() as u64 != n {
-            fail!("group count {} != {n} ({:?})", r.groups.len(), r.groups.keys().collect::<Vec<_>>());
-        }
+    if let Some(n) = expect.get("group_count").and_then(Json::as_u64)
+        && r.groups.len() as u64 != n
+    {
+        fail!(
+            "group count {} != {n} ({:?})",
+            r.groups.len(),
+            r.groups.keys().collect::<Vec<_>>()
+        );
     }
     for (key, sorted) in [("groups", false), ("groups|sorted", true)] {
         if let Some(want) = expect.get(key).and_then(Json::as_object) {
             for (name, targets) in want {
-                let Some(g) = r.groups.get(name) else { fail!("group {name} missing") };
+                let Some(g) = r.groups.get(name) else {
+                    fail!("group {name} missing")
+                };
                 let mut got = g.targets.clone();
                 let mut want = strings(targets);
                 if sorted {
@@ -279,7 +316,13 @@ fn check_read_targets(expect: &Json, r: &kiln_bake::Resolved, cwd: &Path) -> Cas
             }
         }
     }
-    for (key, names) in [("group_names|sorted", r.groups.keys().cloned().collect::<Vec<_>>()), ("target_names|sorted", r.targets.keys().cloned().collect())] {
+    for (key, names) in [
+        (
+            "group_names|sorted",
+            r.groups.keys().cloned().collect::<Vec<_>>(),
+        ),
+        ("target_names|sorted", r.targets.keys().cloned().collect()),
+    ] {
         if let Some(want) = expect.get(key) {
             let mut want = strings(want);
             want.sort();
@@ -290,7 +333,9 @@ fn check_read_targets(expect: &Json, r: &kiln_bake::Resolved, cwd: &Path) -> Cas
     }
     if let Some(want) = expect.get("targets").and_then(Json::as_object) {
         for (name, fields) in want {
-            let Some(t) = r.targets.get(name) else { fail!("target {name} missing") };
+            let Some(t) = r.targets.get(name) else {
+                fail!("target {name} missing")
+            };
             if let Err(e) = match_fields(t, fields, Some(cwd)) {
                 fail!("target {name}: {e}");
             }
@@ -320,19 +365,33 @@ fn check_group(g: &kiln_bake::Group, want: &Json) -> Result<(), String> {
 }
 
 fn check_config(expect: &Json, c: &Config) -> CaseResult {
-    if let Some(n) = expect.get("config_target_count").and_then(Json::as_u64) {
-        if c.targets.len() as u64 != n {
-            fail!("config target count {} != {n} ({:?})", c.targets.len(), c.targets.iter().map(|t| &t.name).collect::<Vec<_>>());
-        }
+    if let Some(n) = expect.get("config_target_count").and_then(Json::as_u64)
+        && c.targets.len() as u64 != n
+    {
+        fail!(
+            "config target count {} != {n} ({:?})",
+            c.targets.len(),
+            c.targets.iter().map(|t| &t.name).collect::<Vec<_>>()
+        );
     }
-    if let Some(n) = expect.get("config_group_count").and_then(Json::as_u64) {
-        if c.groups.len() as u64 != n {
-            fail!("config group count {} != {n} ({:?})", c.groups.len(), c.groups);
-        }
+    if let Some(n) = expect.get("config_group_count").and_then(Json::as_u64)
+        && c.groups.len() as u64 != n
+    {
+        fail!(
+            "config group count {} != {n} ({:?})",
+            c.groups.len(),
+            c.groups
+        );
     }
     for (key, mut names) in [
-        ("config_target_names|elements_match", c.targets.iter().map(|t| t.name.clone()).collect::<Vec<_>>()),
-        ("config_group_names|elements_match", c.groups.iter().map(|g| g.name.clone()).collect()),
+        (
+            "config_target_names|elements_match",
+            c.targets.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
+        ),
+        (
+            "config_group_names|elements_match",
+            c.groups.iter().map(|g| g.name.clone()).collect(),
+        ),
     ] {
         if let Some(want) = expect.get(key) {
             let mut want = strings(want);
@@ -343,38 +402,66 @@ fn check_config(expect: &Json, c: &Config) -> CaseResult {
             }
         }
     }
-    for want in expect.get("config_targets").and_then(Json::as_array).into_iter().flatten() {
+    for want in expect
+        .get("config_targets")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
         let i = want["index"].as_u64().unwrap_or(0) as usize;
-        let Some(t) = c.targets.get(i) else { fail!("no config target at index {i}") };
-        if let Some(name) = want["name"].as_str() {
-            if t.name != name {
-                fail!("config target {i} is {:?}, want {name:?}", t.name);
-            }
+        let Some(t) = c.targets.get(i) else {
+            fail!("no config target at index {i}")
+        };
+        if let Some(name) = want["name"].as_str()
+            && t.name != name
+        {
+            fail!("config target {i} is {:?}, want {name:?}", t.name);
         }
         if let Err(e) = match_fields(t, want, None) {
             fail!("config target {}: {e}", t.name);
         }
     }
-    for (name, want) in expect.get("config_targets_by_name").and_then(Json::as_object).into_iter().flatten() {
-        let Some(t) = c.target(name) else { fail!("config target {name} missing") };
+    for (name, want) in expect
+        .get("config_targets_by_name")
+        .and_then(Json::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let Some(t) = c.target(name) else {
+            fail!("config target {name} missing")
+        };
         if let Err(e) = match_fields(t, want, None) {
             fail!("config target {name}: {e}");
         }
     }
-    for want in expect.get("config_groups").and_then(Json::as_array).into_iter().flatten() {
+    for want in expect
+        .get("config_groups")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
         let i = want["index"].as_u64().unwrap_or(0) as usize;
-        let Some(g) = c.groups.get(i) else { fail!("no config group at index {i}") };
-        if let Some(name) = want["name"].as_str() {
-            if g.name != name {
-                fail!("config group {i} is {:?}, want {name:?}", g.name);
-            }
+        let Some(g) = c.groups.get(i) else {
+            fail!("no config group at index {i}")
+        };
+        if let Some(name) = want["name"].as_str()
+            && g.name != name
+        {
+            fail!("config group {i} is {:?}, want {name:?}", g.name);
         }
         if let Err(e) = check_group(g, want) {
             fail!("{e}");
         }
     }
-    for (name, want) in expect.get("config_groups_by_name").and_then(Json::as_object).into_iter().flatten() {
-        let Some(g) = c.group(name) else { fail!("config group {name} missing") };
+    for (name, want) in expect
+        .get("config_groups_by_name")
+        .and_then(Json::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let Some(g) = c.group(name) else {
+            fail!("config group {name} missing")
+        };
         let got = g.targets.clone();
         if got != strings(want) {
             fail!("group {name}: {got:?} != {want}");
@@ -382,6 +469,3 @@ fn check_config(expect: &Json, c: &Config) -> CaseResult {
     }
     CaseResult::Pass
 }
-
-#[allow(dead_code)]
-pub fn unused(_: &Target) {}

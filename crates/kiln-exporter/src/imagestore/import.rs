@@ -269,7 +269,8 @@ fn write_import_layer(store: &Store, reader: impl Read) -> Result<LayerDescripto
 fn check_rootfs_tar<R: Read, W: Write>(tee: &mut Tee<R, W>) -> Result<()> {
     let invalid = |e: io::Error| ImageStoreError::InvalidArchive(e.to_string());
     let mut archive = tar::Archive::new(&mut *tee);
-    for entry in archive.entries().map_err(invalid)? {
+    let entries = archive.entries().map_err(invalid)?;
+    for entry in entries {
         let entry = entry.map_err(invalid)?;
         let path = entry.path_bytes();
         if path.split(|&b| b == b'/').any(|c| c == b"..") {
@@ -279,7 +280,6 @@ fn check_rootfs_tar<R: Read, W: Write>(tee: &mut Tee<R, W>) -> Result<()> {
             )));
         }
     }
-    drop(archive);
     io::copy(tee, &mut io::sink()).map_err(invalid)?;
     if tee.count == 0 {
         return Err(ImageStoreError::InvalidArchive("the input is empty".into()));

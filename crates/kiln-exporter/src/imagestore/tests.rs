@@ -376,6 +376,6 @@ fn load_every_image_of_a_layout_and_keep_bare_tags_dangling() {
     let fresh = Store::open(work.path().join("store2")).unwrap();
     let loaded = load_archive(&fresh, &bare).unwrap();
     assert!(loaded[0].names.is_empty());
-    let manifest = Digest::parse(&one.manifest_blob.descriptor.digest().to_string()).unwrap();
+    let manifest = Digest::parse(one.manifest_blob.descriptor.digest().as_ref()).unwrap();
     assert_eq!(names(&fresh), [dangling_name(&manifest)]);
 }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::Path;
 
 use kiln_bake::{BakeRequest, print};
 
@@ -170,7 +171,7 @@ fn parse_list(spec: &str) -> Result<(String, bool), String> {
     }
 }
 
-fn execute(args: &BakeArgs, out: &mut dyn Write) -> Result<i32, String> {
+fn execute(args: &BakeArgs, root: Option<&Path>, out: &mut dyn Write) -> Result<i32, String> {
     let cwd =
         std::env::current_dir().map_err(|e| format!("cannot determine working directory: {e}"))?;
     let files = kiln_bake::read_files(&args.files, &cwd, &mut std::io::stdin())
@@ -202,19 +203,26 @@ fn execute(args: &BakeArgs, out: &mut dyn Write) -> Result<i32, String> {
         writeln!(out, "{}", print::print_text(&resolved)).map_err(write_err)?;
         return Ok(0);
     }
-    Err(format!(
-        "executing bake builds is not available yet ({} target(s) resolved); use --print or --list",
-        resolved.targets.len()
-    ))
+    let run = super::bake_exec::BakeRun {
+        root,
+        cwd: &req.cwd,
+        requested: &req.targets,
+        progress: &args.build.progress,
+        max_parallelism: args.build.max_parallelism,
+        keep_going: args.build.keep_going,
+        atomic: args.build.atomic,
+        metadata_file: args.build.metadata_file.as_deref().map(Path::new),
+    };
+    super::bake_exec::run_bake(&resolved, &run).map_err(|f| f.message)
 }
 
 fn pretty(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
 }
 
-pub fn run(args: BakeArgs) -> i32 {
+pub fn run(args: BakeArgs, root: Option<&Path>) -> i32 {
     let stdout = std::io::stdout();
-    match execute(&args, &mut stdout.lock()) {
+    match execute(&args, root, &mut stdout.lock()) {
         Ok(code) => code,
         Err(msg) => {
             eprintln!("ERROR: {msg}");

@@ -249,64 +249,6 @@ pub fn dockerfile_source(context: &str, file: Option<&str>) -> DockerfileSource 
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn call_methods_and_formats() {
-        let c = parse_call("outline,format=json", false, None).unwrap();
-        assert_eq!(
-            c,
-            Call {
-                method: CallMethod::Outline,
-                format: Format::Json
-            }
-        );
-        let c = parse_call("targets", false, Some("json")).unwrap();
-        assert_eq!(c.format, Format::Json);
-        assert_eq!(
-            parse_call("build", true, None).unwrap().method,
-            CallMethod::Check
-        );
-        assert!(parse_call("lint", false, None).is_err());
-        assert!(parse_call("outline,format=yaml", false, None).is_err());
-        assert!(parse_call("outline", true, None).is_err());
-    }
-
-    #[test]
-    fn build_args_from_env_and_values() {
-        // SAFETY: tests in this module do not read this variable concurrently.
-        unsafe { std::env::set_var("KILN_TEST_BUILD_ARG", "from-env") };
-        let args = parse_build_args(&[
-            "A=1".into(),
-            "B=".into(),
-            "KILN_TEST_BUILD_ARG".into(),
-            "KILN_TEST_UNSET_ARG_XYZ".into(),
-        ])
-        .unwrap();
-        assert_eq!(args["A"], "1");
-        assert_eq!(args["B"], "");
-        assert_eq!(args["KILN_TEST_BUILD_ARG"], "from-env");
-        assert!(!args.contains_key("KILN_TEST_UNSET_ARG_XYZ"));
-        assert!(parse_build_args(&["=x".into()]).is_err());
-    }
-
-    #[test]
-    fn dockerfile_location() {
-        assert_eq!(dockerfile_source("-", None), DockerfileSource::Stdin);
-        assert_eq!(dockerfile_source("ctx", Some("-")), DockerfileSource::Stdin);
-        assert_eq!(
-            dockerfile_source("ctx", None),
-            DockerfileSource::Path(PathBuf::from("ctx/Dockerfile"))
-        );
-        assert_eq!(
-            dockerfile_source("ctx", Some("other/Dockerfile.dev")),
-            DockerfileSource::Path(PathBuf::from("other/Dockerfile.dev"))
-        );
-    }
-}
-
 /// Runs `kiln build`.
 pub fn run(args: &BuildArgs, root: Option<&Path>) -> i32 {
     let call = match parse_call(&args.call, args.check, args.format.as_deref()) {
@@ -366,5 +308,63 @@ fn read_dockerfile(source: &DockerfileSource) -> Result<(String, String), String
             })?;
             Ok((path.display().to_string(), text))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_methods_and_formats() {
+        let c = parse_call("outline,format=json", false, None).unwrap();
+        assert_eq!(
+            c,
+            Call {
+                method: CallMethod::Outline,
+                format: Format::Json
+            }
+        );
+        let c = parse_call("targets", false, Some("json")).unwrap();
+        assert_eq!(c.format, Format::Json);
+        assert_eq!(
+            parse_call("build", true, None).unwrap().method,
+            CallMethod::Check
+        );
+        assert!(parse_call("lint", false, None).is_err());
+        assert!(parse_call("outline,format=yaml", false, None).is_err());
+        assert!(parse_call("outline", true, None).is_err());
+    }
+
+    #[test]
+    fn build_args_from_env_and_values() {
+        // SAFETY: tests in this module do not read this variable concurrently.
+        unsafe { std::env::set_var("KILN_TEST_BUILD_ARG", "from-env") };
+        let args = parse_build_args(&[
+            "A=1".into(),
+            "B=".into(),
+            "KILN_TEST_BUILD_ARG".into(),
+            "KILN_TEST_UNSET_ARG_XYZ".into(),
+        ])
+        .unwrap();
+        assert_eq!(args["A"], "1");
+        assert_eq!(args["B"], "");
+        assert_eq!(args["KILN_TEST_BUILD_ARG"], "from-env");
+        assert!(!args.contains_key("KILN_TEST_UNSET_ARG_XYZ"));
+        assert!(parse_build_args(&["=x".into()]).is_err());
+    }
+
+    #[test]
+    fn dockerfile_location() {
+        assert_eq!(dockerfile_source("-", None), DockerfileSource::Stdin);
+        assert_eq!(dockerfile_source("ctx", Some("-")), DockerfileSource::Stdin);
+        assert_eq!(
+            dockerfile_source("ctx", None),
+            DockerfileSource::Path(PathBuf::from("ctx/Dockerfile"))
+        );
+        assert_eq!(
+            dockerfile_source("ctx", Some("other/Dockerfile.dev")),
+            DockerfileSource::Path(PathBuf::from("other/Dockerfile.dev"))
+        );
     }
 }

@@ -12,8 +12,9 @@ use kiln_exporter::{
 use kiln_graph::Graph;
 use kiln_solver::build::{BuildRequest, StoreImages, parse_build_context, plan};
 use kiln_solver::engine::export::stage_image;
-use kiln_solver::engine::{Engine, EngineConfig, parse_secret_flag};
-use kiln_solver::{SolveOptions, solve};
+use kiln_graph::lower::LoweredStage;
+use kiln_solver::engine::{Engine, EngineConfig, EngineError, Output, parse_secret_flag};
+use kiln_solver::{SolveOptions, SolveOutcome, solve};
 use kiln_store::Store;
 use kiln_worker::CancelToken;
 
@@ -150,150 +151,185 @@ pub fn run_build(
     build_args: &BTreeMap<String, String>,
 ) -> Result<(), Failure> {
     let plan_input = prepare(args, label, text, build_args)?;
-    let mode = ProgressMode::parse(&args.progress).map_err(|m| Failure {
-        message: m,
-        code: 2,
-    })?;
-    let store = open_store(root)?;
-    let runc = kiln_worker::runc::RuncExecutor::new(&store);
-    kiln_worker::cleanup_stale(&store, &runc)?;
-
-    let images = Arc::new(StoreImages::new(store.clone()));
+    let mode = ProgressMode::parse(&args.progress).map_err(|m| Failure { message: m, code: 2 })?;
+    let session = Session::open(root, plan_input.secrets.clone())?;
     let mut graph = Graph::new();
-    let stage = plan(&mut graph, &images, &plan_input.request)?;
-
-    let cancel = CancelToken::new();
-    let on_signal = cancel.clone();
-    // A second handler cannot be installed in one process; tests run builds one per process.
-    let _ = ctrlc::set_handler(move || on_signal.cancel());
-    let engine = Engine::new(
-        store.clone(),
-        EngineConfig {
-            local_contexts: HashMap::new(),
-            secrets: plan_input.secrets.clone(),
-            images: images.clone(),
-        },
-        cancel.clone(),
-    );
+    let stage = plan(&mut graph, &session.images, &plan_input.request)?;
     let progress = Progress::new(mode);
     for (id, node) in graph.nodes() {
         if let Some(description) = node.descriptions.first() {
             progress.describe(id, description);
         }
     }
-    let stop = || cancel.is_cancelled();
-    let options = SolveOptions {
-        max_parallelism: args
-            .max_parallelism
-            .unwrap_or_else(|| SolveOptions::default().max_parallelism),
-        fail_fast: true,
-        cancelled: Some(&stop),
-    };
-    let outcome = solve(&graph, &[stage.fs], &engine, &options, &|event| {
-        progress.event(&event)
-    });
-    progress.finish();
-    if cancel.is_cancelled() {
-        return Err(Failure {
-            message: "build cancelled".into(),
-            code: 130,
-        });
-    }
+    let outcome = session.solve(&graph, &[stage.fs], &progress, args.max_parallelism, true)?;
     if let Some((node, error)) = outcome.failures.first() {
-        let step = graph
-            .node(*node)
-            .and_then(|n| n.descriptions.first().cloned())
-            .unwrap_or_default();
-        return Err(Failure {
-            message: format!("{step}: {error}"),
-            code: 1,
-        });
+        let step = graph.node(*node).and_then(|n| n.descriptions.first().cloned()).unwrap_or_default();
+        return Err(Failure { message: format!("{step}: {error}"), code: 1 });
     }
-
-    let compression = match plan_input
-        .outputs
-        .iter()
-        .find_map(|o| o.compression.as_deref())
-    {
-        Some("zstd") => Compression::Zstd,
-        Some("uncompressed") => Compression::Uncompressed,
-        _ => Compression::Gzip,
-    };
-    let layer_options = LayerOptions {
-        compression,
-        compression_level: plan_input.outputs.iter().find_map(|o| o.compression_level),
+    let request = ExportRequest {
+        tags: plan_input.tags.clone(),
+        outputs: plan_input.outputs.clone(),
         source_date_epoch: plan_input.source_date_epoch,
+        load: args.load,
     };
-    let image = stage_image(&engine, &graph, &stage, &outcome.outputs, &layer_options)?;
-    let built = build_image(
-        &image.config,
-        &image.layers,
-        &ImageOptions {
-            format: ManifestFormat::Oci,
-            annotations: BTreeMap::new(),
-            source_date_epoch: plan_input.source_date_epoch,
-        },
-    )?;
-    write_outputs(&store, &built, &plan_input, args)
+    let exported = session.export(&graph, &stage, &outcome.outputs, &request)?;
+    if let Some(path) = &args.iidfile {
+        kiln_store::fsutil::write_atomic(path, exported.config_digest.as_bytes())?;
+    }
+    if let Some(path) = &args.metadata_file {
+        let text = serde_json::to_vec_pretty(&exported.metadata())?;
+        kiln_store::fsutil::write_atomic(path, &text)?;
+    }
+    if args.quiet {
+        println!("{}", exported.config_digest);
+    }
+    Ok(())
 }
 
-fn write_outputs(
-    store: &Store,
-    built: &BuiltImage,
-    plan: &Plan,
-    args: &BuildArgs,
-) -> Result<(), Failure> {
-    let mut names: Vec<String> = plan.tags.clone();
-    for output in &plan.outputs {
+/// A store, its images and an engine, ready to solve graphs.
+pub struct Session {
+    pub store: Arc<Store>,
+    pub images: Arc<StoreImages>,
+    pub engine: Engine,
+    cancel: CancelToken,
+}
+
+impl Session {
+    pub fn open(
+        root: Option<&Path>,
+        secrets: HashMap<String, kiln_solver::engine::SecretSource>,
+    ) -> Result<Self, Failure> {
+        let store = open_store(root)?;
+        let runc = kiln_worker::runc::RuncExecutor::new(&store);
+        kiln_worker::cleanup_stale(&store, &runc)?;
+        let images = Arc::new(StoreImages::new(store.clone()));
+        let cancel = CancelToken::new();
+        let on_signal = cancel.clone();
+        // Only one handler per process can exist; kiln runs one session per process.
+        let _ = ctrlc::set_handler(move || on_signal.cancel());
+        let engine = Engine::new(
+            store.clone(),
+            EngineConfig { local_contexts: HashMap::new(), secrets, images: images.clone() },
+            cancel.clone(),
+        );
+        Ok(Session { store, images, engine, cancel })
+    }
+
+    /// Runs every op `roots` need; a cancelled build is an error with exit code 130.
+    pub fn solve(
+        &self,
+        graph: &Graph,
+        roots: &[kiln_graph::NodeId],
+        progress: &Progress,
+        max_parallelism: Option<usize>,
+        fail_fast: bool,
+    ) -> Result<SolveOutcome<Output, EngineError>, Failure> {
+        let stop = || self.cancel.is_cancelled();
+        let options = SolveOptions {
+            max_parallelism: max_parallelism.unwrap_or_else(|| SolveOptions::default().max_parallelism),
+            fail_fast,
+            cancelled: Some(&stop),
+        };
+        let outcome = solve(graph, roots, &self.engine, &options, &|event| progress.event(&event));
+        progress.finish();
+        if self.cancel.is_cancelled() {
+            return Err(Failure { message: "build cancelled".into(), code: 130 });
+        }
+        Ok(outcome)
+    }
+
+    /// Writes `stage`'s image to kiln's store and every requested output.
+    pub fn export(
+        &self,
+        graph: &Graph,
+        stage: &LoweredStage,
+        outputs: &HashMap<kiln_graph::NodeId, Output>,
+        request: &ExportRequest,
+    ) -> Result<ExportedImage, Failure> {
+        let compression = match request.outputs.iter().find_map(|o| o.compression.as_deref()) {
+            Some("zstd") => Compression::Zstd,
+            Some("uncompressed") => Compression::Uncompressed,
+            _ => Compression::Gzip,
+        };
+        let layer_options = LayerOptions {
+            compression,
+            compression_level: request.outputs.iter().find_map(|o| o.compression_level),
+            source_date_epoch: request.source_date_epoch,
+        };
+        let image = stage_image(&self.engine, graph, stage, outputs, &layer_options)?;
+        let built = build_image(
+            &image.config,
+            &image.layers,
+            &ImageOptions {
+                format: ManifestFormat::Oci,
+                annotations: BTreeMap::new(),
+                source_date_epoch: request.source_date_epoch,
+            },
+        )?;
+        write_outputs(&self.store, &built, request)
+    }
+}
+
+/// Where one image goes.
+#[derive(Debug, Clone, Default)]
+pub struct ExportRequest {
+    pub tags: Vec<String>,
+    pub outputs: Vec<OutputSpec>,
+    pub source_date_epoch: Option<i64>,
+    pub load: bool,
+}
+
+/// What was written, for `--iidfile` and `--metadata-file`.
+pub struct ExportedImage {
+    pub manifest_digest: String,
+    pub config_digest: String,
+    pub manifest_media_type: String,
+    pub manifest_size: u64,
+    pub names: Vec<String>,
+}
+
+impl ExportedImage {
+    pub fn metadata(&self) -> serde_json::Value {
+        serde_json::json!({
+            "containerimage.digest": self.manifest_digest,
+            "containerimage.config.digest": self.config_digest,
+            "containerimage.descriptor": {
+                "mediaType": self.manifest_media_type,
+                "digest": self.manifest_digest,
+                "size": self.manifest_size,
+            },
+            "image.name": self.names.join(","),
+        })
+    }
+}
+
+fn write_outputs(store: &Store, built: &BuiltImage, request: &ExportRequest) -> Result<ExportedImage, Failure> {
+    let mut names: Vec<String> = request.tags.clone();
+    for output in &request.outputs {
         names.extend(output.names.iter().cloned());
     }
     let manifest_digest = imagestore::save(store, built, &names)?;
-    let image_names: Vec<ImageName> = names
-        .iter()
-        .filter_map(|n| ImageName::parse(n).ok())
-        .collect();
-    for output in &plan.outputs {
+    let image_names: Vec<ImageName> = names.iter().filter_map(|n| ImageName::parse(n).ok()).collect();
+    for output in &request.outputs {
         match &output.kind {
             OutputKind::Image | OutputKind::CacheOnly | OutputKind::Registry => {}
             OutputKind::Oci { dest, tar: true } => write_oci_archive(built, dest, &image_names)?,
             OutputKind::Oci { dest, tar: false } => write_oci_layout(built, dest, &image_names)?,
             OutputKind::Docker { dest } => write_docker_archive(built, dest, &image_names)?,
             OutputKind::Local { dest } => export_local(&built.layers, dest)?,
-            OutputKind::Tar { dest } => {
-                export_rootfs_tar(&built.layers, dest, plan.source_date_epoch)?
-            }
+            OutputKind::Tar { dest } => export_rootfs_tar(&built.layers, dest, request.source_date_epoch)?,
         }
     }
-    if args.load {
+    if request.load {
         load_into_docker(built, &image_names)?;
     }
-    let config_digest = built.config_blob.descriptor.digest().to_string();
-    if let Some(path) = &args.iidfile {
-        kiln_store::fsutil::write_atomic(path, config_digest.as_bytes())?;
-    }
-    if let Some(path) = &args.metadata_file {
-        let metadata = serde_json::json!({
-            "containerimage.digest": manifest_digest.to_string(),
-            "containerimage.config.digest": config_digest,
-            "containerimage.descriptor": {
-                "mediaType": built.manifest_blob.descriptor.media_type().to_string(),
-                "digest": manifest_digest.to_string(),
-                "size": built.manifest_blob.descriptor.size(),
-            },
-            "image.name": names.join(","),
-        });
-        let text = serde_json::to_vec_pretty(&metadata)?;
-        kiln_store::fsutil::write_atomic(path, &text)?;
-    }
-    if args.quiet {
-        println!("{config_digest}");
-    } else {
-        eprintln!("writing image {manifest_digest} done");
-        for name in &names {
-            eprintln!("naming to {name} done");
-        }
-    }
-    Ok(())
+    Ok(ExportedImage {
+        manifest_digest: manifest_digest.to_string(),
+        config_digest: built.config_blob.descriptor.digest().to_string(),
+        manifest_media_type: built.manifest_blob.descriptor.media_type().to_string(),
+        manifest_size: built.manifest_blob.descriptor.size(),
+        names,
+    })
 }
 
 /// `--load`: hands a docker archive to a running docker daemon through the docker CLI.

@@ -7,7 +7,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use kiln_exporter::imagestore::{self, ImageSummary, ImportOptions, NONE};
+use kiln_exporter::imagestore::{self, ImageSummary, ImportOptions};
 use kiln_exporter::{ImageName, Timestamp, parse_platform, write_docker_archive};
 use kiln_store::Store;
 use serde::Serialize;
@@ -100,7 +100,12 @@ pub fn run_images(args: &ImagesArgs, root: Option<&Path>) -> i32 {
     let json = match args.format.as_str() {
         "table" | "" => false,
         "json" => true,
-        other => return fail("images", &format!("unknown format {other:?} (table or json)")),
+        other => {
+            return fail(
+                "images",
+                &format!("unknown format {other:?} (table or json)"),
+            );
+        }
     };
     let store = store_or_fail!(root);
     let rows = match imagestore::list(&store) {
@@ -108,7 +113,10 @@ pub fn run_images(args: &ImagesArgs, root: Option<&Path>) -> i32 {
         Err(e) => return fail("images", &e),
     };
     let rows: Vec<ImageSummary> = match &args.reference {
-        Some(filter) => rows.into_iter().filter(|r| matches_filter(r, filter)).collect(),
+        Some(filter) => rows
+            .into_iter()
+            .filter(|r| matches_filter(r, filter))
+            .collect(),
         None => rows,
     };
     let now_ms = now_ms();
@@ -169,7 +177,13 @@ fn table(rows: &[ImageSummary], now_ms: i64, no_trunc: bool, digests: bool) -> S
     }
     let columns = cells[0].len();
     let widths: Vec<usize> = (0..columns)
-        .map(|c| cells.iter().map(|row| row[c].chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            cells
+                .iter()
+                .map(|row| row[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for row in &cells {
@@ -210,7 +224,10 @@ fn json_lines(rows: &[ImageSummary], now_ms: i64, no_trunc: bool) -> String {
             id: short_id(&r.id, no_trunc),
             digest: &r.manifest,
             // Docker's layout of a UTC time: `2024-05-01 10:00:00 +0000 UTC`.
-            created_at: format!("{} +0000 UTC", created.trim_end_matches('Z').replace('T', " ")),
+            created_at: format!(
+                "{} +0000 UTC",
+                created.trim_end_matches('Z').replace('T', " ")
+            ),
             created_since: format!("{} ago", human_duration(now_ms - r.created_ms)),
             size: human_size(r.size),
             name: &r.name,
@@ -257,7 +274,13 @@ fn human_size(bytes: u64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    let integer_digits = if value < 10.0 { 1 } else if value < 100.0 { 2 } else { 3 };
+    let integer_digits = if value < 10.0 {
+        1
+    } else if value < 100.0 {
+        2
+    } else {
+        3
+    };
     let text = format!("{value:.*}", 3 - integer_digits);
     let text = if text.contains('.') {
         text.trim_end_matches('0').trim_end_matches('.')
@@ -416,7 +439,10 @@ fn copy_stdin(store: &Store) -> Result<TempPath, String> {
 
 pub fn run_import(args: &ImportArgs, root: Option<&Path>) -> i32 {
     if args.file.starts_with("http://") || args.file.starts_with("https://") {
-        return fail("import", &"importing from a URL is not supported; download the file first");
+        return fail(
+            "import",
+            &"importing from a URL is not supported; download the file first",
+        );
     }
     let platform = match args.platform.as_deref().map(parse_platform).transpose() {
         Ok(p) => p,
@@ -450,6 +476,7 @@ pub fn run_import(args: &ImportArgs, root: Option<&Path>) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kiln_exporter::imagestore::NONE;
 
     #[test]
     fn sizes_and_durations_read_like_docker() {
@@ -488,8 +515,14 @@ mod tests {
         ];
         let text = table(&rows, 3 * 86_400_000, false, false);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "REPOSITORY   TAG      IMAGE ID       CREATED      SIZE");
-        assert_eq!(lines[1], "busybox      latest   abababababab   3 days ago   4.26MB");
+        assert_eq!(
+            lines[0],
+            "REPOSITORY   TAG      IMAGE ID       CREATED      SIZE"
+        );
+        assert_eq!(
+            lines[1],
+            "busybox      latest   abababababab   3 days ago   4.26MB"
+        );
         assert!(lines[2].starts_with(&format!("{NONE}       {NONE}   abababababab")));
     }
 

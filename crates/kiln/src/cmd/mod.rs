@@ -3,6 +3,7 @@
 pub mod bake;
 pub mod build;
 mod build_call;
+mod bake_exec;
 mod build_exec;
 mod images;
 mod outputs;
@@ -29,7 +30,7 @@ pub fn run(command: Command, globals: &crate::Globals) -> i32 {
     let root = globals.root.as_deref();
     match command {
         Command::Build(args) => build::run(&args, root),
-        Command::Bake(args) => bake::run(args),
+        Command::Bake(args) => bake::run(args, root),
         Command::Images(args) => images::run_images(&args, root),
         Command::Rmi(args) => images::run_rmi(&args, root),
         Command::Save(args) => images::run_save(&args, root),

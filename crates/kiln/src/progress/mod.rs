@@ -196,6 +196,10 @@ impl Progress {
     }
 
     /// Starts the step for `node` now; a later `Started` event for it changes nothing.
+    #[allow(
+        dead_code,
+        reason = "API for the build driver; not every caller uses it yet"
+    )]
     pub fn start_vertex(&self, node: NodeId, description: &str) {
         let mut state = self.state();
         state.start(Key::Node(node), Some(node), description);
@@ -242,6 +246,10 @@ impl Progress {
     }
 
     /// Reports that `node`'s result came from the cache; `reason` says why it matched.
+    #[allow(
+        dead_code,
+        reason = "API for the build driver; not every caller uses it yet"
+    )]
     pub fn cached(&self, node: NodeId, description: &str, reason: Option<&str>) {
         let mut state = self.state();
         let index = match state.by_key.get(&Key::Node(node)).copied() {
@@ -252,6 +260,10 @@ impl Progress {
     }
 
     /// Starts a step that is not a graph node.
+    #[allow(
+        dead_code,
+        reason = "API for the build driver; not every caller uses it yet"
+    )]
     pub fn start_task(&self, description: &str) -> TaskId {
         let mut state = self.state();
         let id = state.next_task;
@@ -260,6 +272,10 @@ impl Progress {
         TaskId(id)
     }
 
+    #[allow(
+        dead_code,
+        reason = "API for the build driver; not every caller uses it yet"
+    )]
     pub fn task_log(&self, task: TaskId, line: &str) {
         let mut state = self.state();
         if let Some(index) = state.by_key.get(&Key::Task(task.0)).copied() {
@@ -268,6 +284,10 @@ impl Progress {
     }
 
     /// Ends a task, successfully (`None`) or with an error message.
+    #[allow(
+        dead_code,
+        reason = "API for the build driver; not every caller uses it yet"
+    )]
     pub fn task_done(&self, task: TaskId, error: Option<&str>) {
         let mut state = self.state();
         let Some(index) = state.by_key.get(&Key::Task(task.0)).copied() else {

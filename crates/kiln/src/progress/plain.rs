@@ -209,6 +209,24 @@ mod tests {
     }
 
     #[test]
+    fn an_explicit_start_is_not_repeated_by_the_started_event() {
+        let (p, buf) = progress(ProgressMode::Plain);
+        p.start_vertex(
+            NodeId(5),
+            "[internal] load build definition from Dockerfile",
+        );
+        p.event(&Event::Started { node: NodeId(5) });
+        p.event(&Event::Finished {
+            node: NodeId(5),
+            elapsed: Duration::from_millis(40),
+        });
+        assert_eq!(
+            buf.text(),
+            "#1 [internal] load build definition from Dockerfile\n#1 DONE 0.0s\n"
+        );
+    }
+
+    #[test]
     fn tasks_are_numbered_with_nodes() {
         let (p, buf) = progress(ProgressMode::Plain);
         p.event(&Event::Started { node: NodeId(0) });

@@ -10,6 +10,11 @@ use crate::entries::{EntryKind, parse_entry};
 use crate::funcs::clean_path;
 use crate::value::Value;
 
+mod interpolate;
+
+pub use interpolate::interpolate;
+use interpolate::interpolate_yaml;
+
 /// Whether a YAML document is a compose file (has a `services` mapping).
 pub fn is_compose(text: &str) -> bool {
     matches!(serde_yaml_ng::from_str::<Yaml>(text), Ok(Yaml::Mapping(m)) if m.contains_key("services"))
@@ -18,117 +23,14 @@ pub fn is_compose(text: &str) -> bool {
 /// Replaces target-name characters buildx does not allow with `_`.
 pub fn sanitize_target_name(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
-}
-
-/// Expands `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`,
-/// `${VAR:?message}` and `$$` as compose does.
-pub fn interpolate(s: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i] != '$' {
-            out.push(chars[i]);
-            i += 1;
-            continue;
-        }
-        match chars.get(i + 1) {
-            Some('$') => {
-                out.push('$');
-                i += 2;
-            }
-            Some('{') => {
-                let mut depth = 1;
-                let mut j = i + 2;
-                while j < chars.len() {
-                    match chars[j] {
-                        '{' => depth += 1,
-                        '}' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                    j += 1;
-                }
-                if j >= chars.len() {
-                    return Err(format!("invalid interpolation format for {s:?}: unterminated ${{"));
-                }
-                let inner: String = chars[i + 2..j].iter().collect();
-                out.push_str(&expand_braced(&inner, env)?);
-                i = j + 1;
-            }
-            Some(c) if c.is_ascii_alphabetic() || *c == '_' => {
-                let mut j = i + 1;
-                while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_') {
-                    j += 1;
-                }
-                let name: String = chars[i + 1..j].iter().collect();
-                out.push_str(env.get(&name).map(String::as_str).unwrap_or(""));
-                i = j;
-            }
-            _ => {
-                out.push('$');
-                i += 1;
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn expand_braced(inner: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
-    let name_len = inner
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or(inner.len());
-    let (name, rest) = inner.split_at(name_len);
-    let value = env.get(name);
-    let set_nonempty = value.is_some_and(|v| !v.is_empty());
-    let sub = |d: &str| interpolate(d, env);
-    if rest.is_empty() {
-        return Ok(value.cloned().unwrap_or_default());
-    }
-    if let Some(d) = rest.strip_prefix(":-") {
-        return if set_nonempty { Ok(value.cloned().unwrap_or_default()) } else { sub(d) };
-    }
-    if let Some(d) = rest.strip_prefix('-') {
-        return if value.is_some() { Ok(value.cloned().unwrap_or_default()) } else { sub(d) };
-    }
-    if let Some(d) = rest.strip_prefix(":+") {
-        return if set_nonempty { sub(d) } else { Ok(String::new()) };
-    }
-    if let Some(d) = rest.strip_prefix('+') {
-        return if value.is_some() { sub(d) } else { Ok(String::new()) };
-    }
-    if let Some(m) = rest.strip_prefix(":?") {
-        return if set_nonempty { Ok(value.cloned().unwrap_or_default()) } else { Err(format!("required variable {name} is missing a value: {}", sub(m)?)) };
-    }
-    if let Some(m) = rest.strip_prefix('?') {
-        return value.cloned().ok_or_else(|| format!("required variable {name} is missing a value: {m}"));
-    }
-    Err(format!("invalid interpolation format for ${{{inner}}}"))
-}
-
-fn interpolate_yaml(v: &mut Yaml, env: &BTreeMap<String, String>) -> Result<(), String> {
-    match v {
-        Yaml::String(s) => *s = interpolate(s, env)?,
-        Yaml::Sequence(items) => {
-            for i in items {
-                interpolate_yaml(i, env)?;
-            }
-        }
-        Yaml::Mapping(m) => {
-            for (_, i) in m.iter_mut() {
-                interpolate_yaml(i, env)?;
-            }
-        }
-        Yaml::Tagged(t) => interpolate_yaml(&mut t.value, env)?,
-        _ => {}
-    }
-    Ok(())
 }
 
 fn merge_yaml(base: &mut Yaml, over: Yaml) {
@@ -194,7 +96,9 @@ fn dict(v: Option<&Yaml>, sep: char) -> BTreeMap<String, Option<String>> {
 
 fn parse_bytes(s: &str) -> Option<u64> {
     let s = s.trim().to_ascii_lowercase();
-    let digits = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let digits = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let n: f64 = s[..digits].parse().ok()?;
     let mult: f64 = match s[digits..].trim_end_matches('b').trim_end_matches('i') {
         "" => 1.0,
@@ -222,13 +126,22 @@ fn bytes_size(n: u64) -> String {
 }
 
 /// Parses compose files (already read) into one config.
-pub fn parse_compose(files: &[(String, String)], env: &BTreeMap<String, String>) -> Result<Config, String> {
+pub fn parse_compose(
+    files: &[(String, String)],
+    env: &BTreeMap<String, String>,
+    file_relative: bool,
+) -> Result<Config, String> {
     let mut config = Config::default();
-    let mut default_group = Group { name: "default".into(), description: None, targets: Vec::new() };
+    let mut default_group = Group {
+        name: "default".into(),
+        description: None,
+        targets: Vec::new(),
+    };
     // Compose merges its files into one project before validating services.
     let mut merged = Yaml::Null;
     for (name, text) in files {
-        let mut doc: Yaml = serde_yaml_ng::from_str(text).map_err(|e| format!("failed to parse {name}: {e}"))?;
+        let mut doc: Yaml =
+            serde_yaml_ng::from_str(text).map_err(|e| format!("failed to parse {name}: {e}"))?;
         interpolate_yaml(&mut doc, env).map_err(|e| format!("failed to parse {name}: {e}"))?;
         merge_yaml(&mut merged, doc);
     }
@@ -244,12 +157,26 @@ pub fn parse_compose(files: &[(String, String)], env: &BTreeMap<String, String>)
             let image = get(svc, "image").and_then(scalar);
             let Some(build) = build else {
                 if image.is_none() {
-                    return Err(format!("service {svc_name:?} has neither an image nor a build context specified: invalid compose project"));
+                    return Err(format!(
+                        "service {svc_name:?} has neither an image nor a build context specified: invalid compose project"
+                    ));
                 }
                 continue;
             };
             let target_name = sanitize_target_name(&svc_name);
-            let t = service_target(&target_name, build, image, top_secrets.as_ref(), env)?;
+            let mut t = service_target(&target_name, build, image, top_secrets.as_ref(), env)?;
+            if file_relative {
+                let dir = files
+                    .first()
+                    .map(|(n, _)| crate::doc::file_dir(n))
+                    .unwrap_or_default();
+                if let Some(c) = &mut t.context {
+                    *c = crate::doc::rebase_path(&dir, c);
+                }
+                for v in t.contexts.iter_mut().flat_map(|m| m.values_mut()) {
+                    *v = crate::doc::rebase_path(&dir, v);
+                }
+            }
             if !default_group.targets.contains(&target_name) {
                 default_group.targets.push(target_name);
             }
@@ -271,11 +198,15 @@ fn service_target(
 ) -> Result<Target, String> {
     let mut t = Target::named(name);
     if let Some(ctx) = scalar(build) {
-        t.context = Some(clean_path(&ctx));
+        t.context = Some(clean_context(&ctx));
         t.tags = image.map(|i| vec![i]);
         return Ok(t);
     }
-    t.context = Some(get(build, "context").and_then(scalar).map_or_else(|| ".".to_string(), |c| clean_path(&c)));
+    t.context = Some(
+        get(build, "context")
+            .and_then(scalar)
+            .map_or_else(|| ".".to_string(), |c| clean_context(&c)),
+    );
     t.dockerfile = get(build, "dockerfile").and_then(scalar);
     t.dockerfile_inline = get(build, "dockerfile_inline").and_then(scalar);
     t.target = get(build, "target").and_then(scalar);
@@ -306,7 +237,11 @@ fn service_target(
         t.contexts = Some(contexts);
     }
     let tags = string_list(get(build, "tags"));
-    t.tags = if !tags.is_empty() { Some(tags) } else { image.map(|i| vec![i]) };
+    t.tags = if !tags.is_empty() {
+        Some(tags)
+    } else {
+        image.map(|i| vec![i])
+    };
     let platforms = string_list(get(build, "platforms"));
     if !platforms.is_empty() {
         t.platforms = Some(platforms);
@@ -315,10 +250,15 @@ fn service_target(
     t.cache_to = entries(EntryKind::Cache, &string_list(get(build, "cache_to")))?;
     t.no_cache = get(build, "no_cache").and_then(Yaml::as_bool);
     t.pull = get(build, "pull").and_then(Yaml::as_bool);
-    t.shm_size = get(build, "shm_size").and_then(scalar).map(|s| parse_bytes(&s).map_or(s, bytes_size));
+    t.shm_size = get(build, "shm_size")
+        .and_then(scalar)
+        .map(|s| parse_bytes(&s).map_or(s, bytes_size));
     let mut hosts: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in extra_hosts(get(build, "extra_hosts")) {
-        hosts.entry(k).and_modify(|e| *e = format!("{e},{v}")).or_insert(v);
+        hosts
+            .entry(k)
+            .and_modify(|e| *e = format!("{e},{v}"))
+            .or_insert(v);
     }
     if !hosts.is_empty() {
         t.extra_hosts = Some(hosts);
@@ -342,14 +282,20 @@ fn service_target(
     let ssh: Vec<String> = match get(build, "ssh") {
         Some(Yaml::Mapping(m)) => m
             .iter()
-            .map(|(k, v)| format!("{}={}", scalar(k).unwrap_or_default(), scalar(v).unwrap_or_default()))
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    scalar(k).unwrap_or_default(),
+                    scalar(v).unwrap_or_default()
+                )
+            })
             .collect(),
         other => string_list(other),
     };
     t.ssh = entries(EntryKind::Ssh, &ssh)?;
     let mut secrets = Vec::new();
-    for id in string_list(get(build, "secrets")) {
-        let def = top_secrets.and_then(|s| get(s, &id));
+    for (source, id) in secret_refs(get(build, "secrets")) {
+        let def = top_secrets.and_then(|s| get(s, &source));
         let mut e = crate::entries::Entry::new();
         e.insert("id".into(), id.clone());
         if let Some(def) = def {
@@ -397,6 +343,35 @@ fn service_target(
     Ok(t)
 }
 
+/// Cleans a local build context path; URLs and git remotes stay verbatim.
+fn clean_context(ctx: &str) -> String {
+    if ctx.contains("://") || ctx.starts_with("git@") {
+        ctx.to_string()
+    } else {
+        clean_path(ctx)
+    }
+}
+
+/// Build secrets: `- name` or `- source: name` (with an optional `target` id).
+fn secret_refs(v: Option<&Yaml>) -> Vec<(String, String)> {
+    let Some(Yaml::Sequence(items)) = v else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| match item {
+            Yaml::Mapping(_) => {
+                let source = get(item, "source").and_then(scalar)?;
+                let id = get(item, "target")
+                    .and_then(scalar)
+                    .unwrap_or_else(|| source.clone());
+                Some((source, id))
+            }
+            other => scalar(other).map(|s| (s.clone(), s)),
+        })
+        .collect()
+}
+
 fn extra_hosts(v: Option<&Yaml>) -> Vec<(String, String)> {
     match v {
         Some(Yaml::Mapping(m)) => m
@@ -427,11 +402,18 @@ fn rewrite_context(v: &str) -> String {
     clean_path(v)
 }
 
-fn entries(kind: EntryKind, items: &[String]) -> Result<Option<Vec<crate::entries::Entry>>, String> {
+fn entries(
+    kind: EntryKind,
+    items: &[String],
+) -> Result<Option<Vec<crate::entries::Entry>>, String> {
     if items.is_empty() {
         return Ok(None);
     }
-    items.iter().map(|i| parse_entry(kind, i)).collect::<Result<Vec<_>, _>>().map(Some)
+    items
+        .iter()
+        .map(|i| parse_entry(kind, i))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 fn yaml_to_value(v: &Yaml) -> Value {
@@ -461,19 +443,26 @@ fn apply_x_bake(t: &mut Target, xb: &Yaml) -> Result<(), String> {
         let mut value = yaml_to_value(v);
         let list_attr = matches!(
             key.as_str(),
-            "tags" | "platforms" | "cache-from" | "cache-to" | "secret" | "ssh" | "output" | "attest" | "no-cache-filter" | "annotations" | "entitlements" | "ulimits"
+            "tags"
+                | "platforms"
+                | "cache-from"
+                | "cache-to"
+                | "secret"
+                | "ssh"
+                | "output"
+                | "attest"
+                | "no-cache-filter"
+                | "annotations"
+                | "entitlements"
+                | "ulimits"
         );
-        if list_attr {
-            if let Value::String(s) = value {
-                value = Value::List(vec![Value::String(s)]);
-            }
+        if let (true, Value::String(s)) = (list_attr, &value) {
+            value = Value::List(vec![Value::String(s.clone())]);
         }
-        if key == "contexts" {
-            if let Value::Object(map) = &mut value {
-                for v in map.values_mut() {
-                    if let Value::String(s) = v {
-                        *s = rewrite_context(s);
-                    }
+        if let (true, Value::Object(map)) = (key == "contexts", &mut value) {
+            for v in map.values_mut() {
+                if let Value::String(s) = v {
+                    *s = rewrite_context(s);
                 }
             }
         }
@@ -496,7 +485,10 @@ fn apply_x_bake(t: &mut Target, xb: &Yaml) -> Result<(), String> {
                     let list = base.get_or_insert_with(Vec::new);
                     for e in add {
                         let id = crate::entries::canonical(kind, &e);
-                        if !list.iter().any(|x| crate::entries::canonical(kind, x) == id) {
+                        if !list
+                            .iter()
+                            .any(|x| crate::entries::canonical(kind, x) == id)
+                        {
                             list.push(e);
                         }
                     }
@@ -522,13 +514,6 @@ fn append_dedup(base: &mut Option<Vec<String>>, add: Option<Vec<String>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn interpolation_forms() {
-        let env: BTreeMap<String, String> = [("A".to_string(), "x".to_string()), ("E".to_string(), String::new())].into();
-        assert_eq!(interpolate("$A-${A}-${B:-d}-${E:-e}-${E-f}-$$A", &env).unwrap(), "x-x-d-e--$A");
-        assert!(interpolate("${B:?need B}", &env).is_err());
-    }
 
     #[test]
     fn sizes_use_binary_units() {

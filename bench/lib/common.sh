@@ -1,0 +1,39 @@
+# Shared pieces of kiln's shell benchmarks: a release kiln, a busybox base image in a
+# fresh store, timing in milliseconds, and a peer docker daemon when one is running.
+
+set -euo pipefail
+bench_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+repo_root=$(cd "$bench_root/.." && pwd)
+
+build_kiln() {
+  (cd "$repo_root" && cargo build --release --locked -p kiln >/dev/null 2>&1)
+  kiln="$repo_root/target/release/kiln"
+}
+
+# busybox_rootfs_tar DIR: writes DIR/rootfs.tar from Debian's busybox-static.
+busybox_rootfs_tar() {
+  local dir=$1 rootfs=$1/rootfs
+  mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp"
+  cp /bin/busybox "$rootfs/bin/busybox"
+  for applet in $("$rootfs/bin/busybox" --list); do
+    [ "$applet" = busybox ] || ln -sf busybox "$rootfs/bin/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\n' > "$rootfs/etc/passwd"
+  printf 'root:x:0:\n' > "$rootfs/etc/group"
+  tar -C "$rootfs" -cf "$dir/rootfs.tar" .
+}
+
+now_ms() { date +%s%3N; }
+
+# time_ms CMD...: runs CMD, prints its wall time in ms (output of CMD goes to $log).
+time_ms() {
+  local start end
+  start=$(now_ms)
+  "$@" >>"${log:-/dev/null}" 2>&1
+  end=$(now_ms)
+  echo $((end - start))
+}
+
+docker_available() {
+  command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1
+}

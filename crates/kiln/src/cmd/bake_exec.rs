@@ -1,0 +1,244 @@
+//! `kiln bake` building: every requested target (and the targets they link through
+//! `target:` contexts) lowered into ONE graph, solved once, then exported per target.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use kiln_bake::build_opt::build_opt;
+use kiln_bake::{Resolved, Target};
+use kiln_graph::Graph;
+use kiln_graph::lower::{LoweredStage, NamedContext};
+use kiln_solver::build::{BuildRequest, parse_build_context, plan};
+use kiln_solver::engine::SecretSource;
+
+use super::build_exec::{ExportRequest, Failure, Session};
+use super::outputs::parse_output;
+use crate::progress::{Progress, ProgressMode};
+
+/// How the build behaves, from `kiln bake`'s flags.
+pub struct BakeRun<'a> {
+    pub root: Option<&'a Path>,
+    pub cwd: &'a Path,
+    pub requested: &'a [String],
+    pub progress: &'a str,
+    pub max_parallelism: Option<usize>,
+    pub keep_going: bool,
+    pub atomic: bool,
+    pub metadata_file: Option<&'a Path>,
+}
+
+/// The targets `names` stand for: groups expanded (nested), in order, without repeats.
+pub fn expand_groups(resolved: &Resolved, names: &[String]) -> Vec<String> {
+    fn walk(resolved: &Resolved, name: &str, seen: &mut HashSet<String>, out: &mut Vec<String>) {
+        if !seen.insert(name.to_string()) {
+            return;
+        }
+        match resolved.groups.get(name) {
+            Some(group) if !resolved.targets.contains_key(name) || !group.targets.is_empty() => {
+                for member in &group.targets {
+                    walk(resolved, member, seen, out);
+                }
+            }
+            _ => out.push(name.to_string()),
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for name in names {
+        walk(resolved, name, &mut seen, &mut out);
+    }
+    out.retain(|name| resolved.targets.contains_key(name));
+    out
+}
+
+pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> {
+    let mode = ProgressMode::parse(run.progress).map_err(|m| Failure { message: m, code: 2 })?;
+    let default = ["default".to_string()];
+    let requested = if run.requested.is_empty() { &default[..] } else { run.requested };
+    let wanted = expand_groups(resolved, requested);
+    if wanted.is_empty() {
+        return Err(Failure { message: format!("no targets to build for {:?}", run.requested), code: 1 });
+    }
+    let mut secrets = HashMap::new();
+    for name in &wanted {
+        if let Some(target) = resolved.targets.get(name) {
+            for entry in target.secret.iter().flatten() {
+                let (id, source) = secret_source(entry)?;
+                secrets.insert(id, source);
+            }
+        }
+    }
+    let session = Session::open(run.root, secrets)?;
+    let mut planner = Planner { resolved, cwd: run.cwd, session: &session, graph: Graph::new(), done: HashMap::new(), active: Vec::new() };
+    let mut stages = Vec::new();
+    for name in &wanted {
+        stages.push((name.clone(), planner.target(name)?));
+    }
+    let graph = planner.graph;
+
+    let progress = Progress::new(mode);
+    let mut described = HashSet::new();
+    for (name, stage) in &stages {
+        for id in graph.required(&[stage.fs]) {
+            if described.insert(id)
+                && let Some(description) = graph.node(id).and_then(|n| n.descriptions.first())
+            {
+                progress.describe(id, &format!("[{name}] {description}"));
+            }
+        }
+    }
+    let roots: Vec<_> = stages.iter().map(|(_, s)| s.fs).collect();
+    let outcome = session.solve(&graph, &roots, &progress, run.max_parallelism, !run.keep_going)?;
+
+    let succeeded: Vec<&(String, LoweredStage)> =
+        stages.iter().filter(|(_, s)| outcome.outputs.contains_key(&s.fs)).collect();
+    let mut failures: Vec<String> = outcome
+        .failures
+        .iter()
+        .map(|(node, error)| {
+            let step = graph.node(*node).and_then(|n| n.descriptions.first().cloned()).unwrap_or_default();
+            format!("{step}: {error}")
+        })
+        .collect();
+    let all_ok = succeeded.len() == stages.len();
+    let mut metadata = serde_json::Map::new();
+    if all_ok || !run.atomic {
+        for (name, stage) in succeeded {
+            let target = resolved.targets.get(name).ok_or_else(|| format!("target {name} vanished"))?;
+            let request = export_request(target, name)?;
+            match session.export(&graph, stage, &outcome.outputs, &request) {
+                Ok(exported) => {
+                    metadata.insert(name.clone(), exported.metadata());
+                }
+                Err(failure) => failures.push(format!("[{name}] export: {}", failure.message)),
+            }
+        }
+    } else {
+        failures.push("--atomic: nothing was published because a target failed".to_string());
+    }
+    if let Some(path) = run.metadata_file {
+        let text = serde_json::to_vec_pretty(&serde_json::Value::Object(metadata))?;
+        kiln_store::fsutil::write_atomic(path, &text)?;
+    }
+    for failure in &failures {
+        eprintln!("ERROR: {failure}");
+    }
+    Ok(if failures.is_empty() && all_ok { 0 } else { 1 })
+}
+
+/// Plans targets into one graph; `target:` links are planned first and passed as stages.
+struct Planner<'a> {
+    resolved: &'a Resolved,
+    cwd: &'a Path,
+    session: &'a Session,
+    graph: Graph,
+    done: HashMap<String, LoweredStage>,
+    active: Vec<String>,
+}
+
+impl Planner<'_> {
+    fn target(&mut self, name: &str) -> Result<LoweredStage, Failure> {
+        if let Some(found) = self.done.get(name) {
+            return Ok(found.clone());
+        }
+        if self.active.iter().any(|n| n == name) {
+            return Err(format!("target {name} links to itself through target: contexts ({})", self.active.join(" -> ")).into());
+        }
+        let target = self
+            .resolved
+            .targets
+            .get(name)
+            .ok_or_else(|| format!("target:{name} names no target of the bake files"))?;
+        self.active.push(name.to_string());
+        let request = self.request(name, target)?;
+        self.active.pop();
+        let stage = plan(&mut self.graph, &self.session.images, &request).map_err(|e| format!("[{name}] {e}"))?;
+        self.done.insert(name.to_string(), stage.clone());
+        Ok(stage)
+    }
+
+    fn request(&mut self, name: &str, target: &Target) -> Result<BuildRequest, Failure> {
+        let opt = build_opt(target, self.cwd);
+        if opt.context_path.contains("://") {
+            return Err(format!("[{name}] remote contexts ({}) are not supported by this version of kiln", opt.context_path).into());
+        }
+        let context = self.cwd.join(&opt.context_path);
+        let context = std::fs::canonicalize(&context)
+            .map_err(|e| format!("[{name}] context {}: {e}", context.display()))?;
+        let (label, text, dockerfile_path) = match &target.dockerfile_inline {
+            Some(inline) => ("Dockerfile".to_string(), inline.clone(), None),
+            None => {
+                let path = self.cwd.join(&opt.dockerfile_path);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("[{name}] cannot read Dockerfile {}: {e}", path.display()))?;
+                (opt.dockerfile_path.clone(), text, Some(path))
+            }
+        };
+        let mut named_contexts = BTreeMap::new();
+        for (key, value) in &opt.named_contexts_path {
+            let context = match value.strip_prefix("target:") {
+                Some(linked) => NamedContext::Stage(Box::new(self.target(linked)?)),
+                None => {
+                    let value = if value.contains("://") { value.clone() } else { self.cwd.join(value).display().to_string() };
+                    parse_build_context(&format!("{key}={value}")).map_err(|e| format!("[{name}] {e}"))?.1
+                }
+            };
+            named_contexts.insert(key.clone(), context);
+        }
+        let build_args = target
+            .args
+            .iter()
+            .flatten()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
+            .collect();
+        let labels = target
+            .labels
+            .iter()
+            .flatten()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
+            .collect();
+        if target.platforms.as_ref().is_some_and(|p| p.len() > 1) {
+            return Err(format!("[{name}] multi-platform targets are not supported by this version of kiln").into());
+        }
+        Ok(BuildRequest {
+            dockerfile_label: label,
+            dockerfile_text: text,
+            dockerfile_path,
+            context: Some(context),
+            target: target.target.clone(),
+            build_args,
+            named_contexts,
+            platform: target.platforms.as_ref().and_then(|p| p.first().cloned()),
+            labels,
+        })
+    }
+}
+
+fn export_request(target: &Target, name: &str) -> Result<ExportRequest, Failure> {
+    let mut outputs = Vec::new();
+    for entry in target.output.iter().flatten() {
+        let text = entry.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        outputs.push(parse_output(&text).map_err(|e| format!("[{name}] {e}"))?);
+    }
+    if outputs.iter().any(|o| o.push) {
+        return Err(format!("[{name}] pushing to a registry is not supported by this version of kiln").into());
+    }
+    let epoch = target
+        .args
+        .iter()
+        .flatten()
+        .find(|(k, _)| k.as_str() == "SOURCE_DATE_EPOCH")
+        .and_then(|(_, v)| v.clone())
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+        .filter(|v| !v.is_empty());
+    let source_date_epoch = match epoch {
+        Some(text) => Some(text.parse::<i64>().map_err(|_| format!("[{name}] invalid SOURCE_DATE_EPOCH {text:?}"))?),
+        None => None,
+    };
+    Ok(ExportRequest { tags: target.tags.clone().unwrap_or_default(), outputs, source_date_epoch, load: false })
+}
+
+fn secret_source(entry: &BTreeMap<String, String>) -> Result<(String, SecretSource), Failure> {
+    let text = entry.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+    Ok(kiln_solver::engine::parse_secret_flag(&text)?)
+}
