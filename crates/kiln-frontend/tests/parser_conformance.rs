@@ -11,10 +11,17 @@ fn conformance_dir() -> PathBuf {
     let base = std::env::var_os("KILN_SHARED_DIR")
         .map(|d| PathBuf::from(d).join("conformance"))
         .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/conformance"))
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/conformance"
+            ))
         });
     let dir = base.join("dockerfile-parser");
-    assert!(dir.is_dir(), "conformance vectors not found at {}", dir.display());
+    assert!(
+        dir.is_dir(),
+        "conformance vectors not found at {}",
+        dir.display()
+    );
     dir
 }
 
@@ -39,7 +46,11 @@ fn render(nodes: &[Node]) -> String {
 #[test]
 fn positive_cases_render_like_buildkit() {
     let dirs = case_dirs("testfiles");
-    assert!(dirs.len() >= 30, "expected the full vector set, found {}", dirs.len());
+    assert!(
+        dirs.len() >= 30,
+        "expected the full vector set, found {}",
+        dirs.len()
+    );
     let mut failures = Vec::new();
     for dir in dirs {
         let src = fs::read_to_string(dir.join("Dockerfile")).unwrap();
@@ -48,13 +59,21 @@ fn positive_cases_render_like_buildkit() {
             Ok(ast) => {
                 let got = render(&ast.nodes);
                 if got != expected {
-                    failures.push(format!("{}:\n--- expected\n{expected}--- got\n{got}", dir.display()));
+                    failures.push(format!(
+                        "{}:\n--- expected\n{expected}--- got\n{got}",
+                        dir.display()
+                    ));
                 }
             }
             Err(e) => failures.push(format!("{}: {e}", dir.display())),
         }
     }
-    assert!(failures.is_empty(), "{} case(s) differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -68,7 +87,11 @@ fn negative_cases_fail_naming_a_line() {
         let err = kiln_frontend::dockerfile::Dockerfile::parse("Dockerfile", &src)
             .err()
             .unwrap_or_else(|| panic!("{} should be rejected", dir.display()));
-        assert!(err.line >= 1, "{}: error names no line: {err}", dir.display());
+        assert!(
+            err.line >= 1,
+            "{}: error names no line: {err}",
+            dir.display()
+        );
         assert!(err.to_string().starts_with("Dockerfile:"), "{err}");
     }
 }
@@ -77,6 +100,10 @@ fn negative_cases_fail_naming_a_line() {
 fn instruction_line_ranges_match_buildkit() {
     let src = fs::read_to_string(conformance_dir().join("testfile-line/Dockerfile")).unwrap();
     let ast = parse(&src).unwrap();
-    let ranges: Vec<(usize, usize)> = ast.nodes.iter().map(|n| (n.start_line, n.end_line)).collect();
+    let ranges: Vec<(usize, usize)> = ast
+        .nodes
+        .iter()
+        .map(|n| (n.start_line, n.end_line))
+        .collect();
     assert_eq!(ranges, vec![(5, 5), (11, 12), (17, 31)]);
 }

@@ -124,6 +124,18 @@ fn multi_stage_build_runs_containers_and_exports_the_filesystem() {
 }
 
 #[test]
+fn env_expansion_sees_the_base_image_env() {
+    if !can_run() {
+        return;
+    }
+    let h = Harness::new();
+    let image = h.build("FROM busybox\nENV PATH=/opt/bin:$PATH\nRUN echo $PATH > /path\n", &[], HashMap::new()).unwrap();
+    let root = h.rootfs(&image, "final");
+    let path = std::fs::read_to_string(root.join("path")).unwrap();
+    assert!(path.starts_with("/opt/bin:/") && path.trim().len() > "/opt/bin:".len(), "{path}");
+}
+
+#[test]
 fn whiteouts_remove_files_of_lower_layers() {
     if !can_run() {
         return;

@@ -37,6 +37,30 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     //    key), so work already done is found again.
     "ALTER TABLE snapshots ADD COLUMN key TEXT;
      CREATE UNIQUE INDEX snapshots_key ON snapshots(key) WHERE key IS NOT NULL;",
+    // 3: build cache records: an op's cache key -> the snapshot it produced, with the step
+    //    it came from and the inputs that made the key, so a miss can say what changed.
+    "CREATE TABLE cache_records (
+        key TEXT PRIMARY KEY NOT NULL,
+        snapshot TEXT,
+        step TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        last_used_ms INTEGER NOT NULL
+     );
+     CREATE INDEX cache_records_step ON cache_records(step, created_ms);",
+    // 4: content digests of build-context files with the stat data they were taken at,
+    //    so an unchanged file is not read again (see `file_digests.rs`).
+    "CREATE TABLE file_digests (
+        root BLOB NOT NULL,
+        path BLOB NOT NULL,
+        dev INTEGER NOT NULL,
+        ino INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        ctime_ns INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        PRIMARY KEY (root, path)
+     ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build of kiln writes.

@@ -10,9 +10,11 @@
 //! - `locks/` — flock files for [`Store::lock`].
 
 mod blobs;
+mod cache_records;
 mod db;
 mod digest;
 mod error;
+mod file_digests;
 pub mod fsutil;
 mod images;
 mod lock;
@@ -26,8 +28,10 @@ use std::time::{Duration, SystemTime};
 use rusqlite::Connection;
 
 pub use db::SCHEMA_VERSION;
+pub use cache_records::CacheRecord;
 pub use digest::Digest;
 pub use error::{Error, Result};
+pub use file_digests::{FileDigestRecord, FileIdentity};
 pub use images::ImageRecord;
 pub use lock::ProcessLock;
 pub use snapshots::{MAX_CHAIN_DEPTH, SnapshotRecord};

@@ -28,7 +28,11 @@ pub struct CheckReport {
     pub warnings: Vec<CheckWarning>,
     pub sources: Vec<String>,
     /// The first error found while resolving all stages.
-    #[serde(rename = "buildError", skip_serializing_if = "Option::is_none", serialize_with = "error_message")]
+    #[serde(
+        rename = "buildError",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "error_message"
+    )]
     pub error: Option<FrontendError>,
     #[serde(skip)]
     pub failed: bool,
@@ -41,7 +45,11 @@ fn error_message<S: serde::Serializer>(e: &Option<FrontendError>, s: S) -> Resul
         location: Location,
     }
     match e {
-        Some(e) => BuildError { message: &e.message, location: Location::lines(e.line, e.end_line) }.serialize(s),
+        Some(e) => BuildError {
+            message: &e.message,
+            location: Location::lines(e.line, e.end_line),
+        }
+        .serialize(s),
         None => s.serialize_none(),
     }
 }
@@ -58,7 +66,9 @@ impl CheckConfig {
     pub fn parse(directive: &str) -> CheckConfig {
         let mut cfg = CheckConfig::default();
         for part in directive.split(';') {
-            let Some((key, value)) = part.split_once('=') else { continue };
+            let Some((key, value)) = part.split_once('=') else {
+                continue;
+            };
             match key.trim().to_ascii_lowercase().as_str() {
                 "skip" => {
                     for rule in value.split(',').map(str::trim).filter(|r| !r.is_empty()) {
@@ -83,10 +93,22 @@ impl CheckConfig {
 
 /// Parses the file (a syntax error is returned as `Err`), resolves every stage (the first
 /// error goes to [`CheckReport::error`]) and runs the build checks.
-pub fn check(file_label: &str, src: &str, opts: &ResolveOptions) -> Result<CheckReport, FrontendError> {
+pub fn check(
+    file_label: &str,
+    src: &str,
+    opts: &ResolveOptions,
+) -> Result<CheckReport, FrontendError> {
     let df = Dockerfile::parse(file_label, src)?;
-    let build = df.resolve(&ResolveOptions { all_stages: true, ..opts.clone() });
-    let cfg = df.directives.check.as_ref().map(|d| CheckConfig::parse(&d.value)).unwrap_or_default();
+    let build = df.resolve(&ResolveOptions {
+        all_stages: true,
+        ..opts.clone()
+    });
+    let cfg = df
+        .directives
+        .check
+        .as_ref()
+        .map(|d| CheckConfig::parse(&d.value))
+        .unwrap_or_default();
     let mut warnings: Vec<CheckWarning> = rules::run(&df, build.as_ref().ok(), opts)
         .into_iter()
         .filter(|w| !cfg.skips(w.rule))
@@ -94,7 +116,12 @@ pub fn check(file_label: &str, src: &str, opts: &ResolveOptions) -> Result<Check
     warnings.sort_by_key(|w| w.line);
     let error = build.err();
     let failed = error.is_some() || (cfg.error && !warnings.is_empty());
-    Ok(CheckReport { warnings, sources: vec![base64(src.as_bytes())], error, failed })
+    Ok(CheckReport {
+        warnings,
+        sources: vec![base64(src.as_bytes())],
+        error,
+        failed,
+    })
 }
 
 /// Plain-text rendering, one block per warning.
@@ -102,7 +129,10 @@ pub fn render_check(df_label: &str, src: &str, report: &CheckReport) -> String {
     let lines: Vec<&str> = src.lines().collect();
     let mut out = String::new();
     for w in &report.warnings {
-        out.push_str(&format!("WARNING: {} - {}\n{}\n{df_label}:{}\n", w.rule, w.url, w.detail, w.line));
+        out.push_str(&format!(
+            "WARNING: {} - {}\n{}\n{df_label}:{}\n",
+            w.rule, w.url, w.detail, w.line
+        ));
         if let Some(text) = w.line.checked_sub(1).and_then(|i| lines.get(i)) {
             out.push_str(&format!(" {:>4} | >>> {text}\n", w.line));
         }
@@ -114,7 +144,15 @@ pub fn render_check(df_label: &str, src: &str, report: &CheckReport) -> String {
     if report.warnings.is_empty() {
         out.push_str("Check complete, no warnings found.\n");
     } else {
-        out.push_str(&format!("Check complete, {} warning{} found!\n", report.warnings.len(), if report.warnings.len() == 1 { " has been" } else { "s have been" }));
+        out.push_str(&format!(
+            "Check complete, {} warning{} found!\n",
+            report.warnings.len(),
+            if report.warnings.len() == 1 {
+                " has been"
+            } else {
+                "s have been"
+            }
+        ));
     }
     out
 }

@@ -1,18 +1,19 @@
 //! Errors that point at the Dockerfile: file, line, the source line and a caret.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// A problem in a Dockerfile, located precisely enough to show the user where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct FrontendError {
-    /// The label the caller gave the file (usually its path).
-    pub file: String,
-    /// 1-based line the problem starts on.
+    /// The label the caller gave the file (usually its path); shared, errors are cloned.
+    pub file: Arc<str>,
+    /// 1-based line the problem starts on; 0 when it concerns no line.
     pub line: usize,
     /// 1-based last line of the instruction involved.
     pub end_line: usize,
     /// 1-based column and length (in characters) of the offending text on `line`.
-    pub column: Option<(usize, usize)>,
+    pub column: Option<(u32, u32)>,
     /// The text of `line`, when the line exists.
     pub source_line: Option<String>,
     pub message: String,
@@ -21,17 +22,27 @@ pub struct FrontendError {
 
 impl fmt::Display for FrontendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.file, self.line, self.message)?;
+        // Line 0 means the problem is not on a line (e.g. an unknown --target).
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)?;
+        } else {
+            write!(f, "{}:{}: {}", self.file, self.line, self.message)?;
+        }
         if let Some(text) = &self.source_line {
             let number = self.line.to_string();
             write!(f, "\n {number} | {text}")?;
             if let Some((col, len)) = self.column {
                 let pad: String = text
                     .chars()
-                    .take(col.saturating_sub(1))
+                    .take((col as usize).saturating_sub(1))
                     .map(|c| if c == '\t' { '\t' } else { ' ' })
                     .collect();
-                write!(f, "\n {} | {pad}{}", " ".repeat(number.len()), "^".repeat(len.max(1)))?;
+                write!(
+                    f,
+                    "\n {} | {pad}{}",
+                    " ".repeat(number.len()),
+                    "^".repeat((len as usize).max(1))
+                )?;
             }
         }
         if let Some(hint) = &self.hint {
@@ -52,7 +63,11 @@ pub(crate) struct InstrError {
 
 impl InstrError {
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), needle: None, hint: None }
+        Self {
+            message: message.into(),
+            needle: None,
+            hint: None,
+        }
     }
 
     pub fn at(mut self, needle: impl Into<String>) -> Self {
@@ -90,7 +105,7 @@ impl SourceText<'_> {
                     let text = self.line_text(candidate).unwrap_or_default();
                     let col = text.get(..pos).map_or(0, |p| p.chars().count()) + 1;
                     line = candidate;
-                    column = Some((col, needle.chars().count()));
+                    column = Some((to_u32(col), to_u32(needle.chars().count())));
                     break;
                 }
             }
@@ -102,11 +117,11 @@ impl SourceText<'_> {
             let lead = text.chars().take_while(|c| c.is_whitespace()).count();
             let len = text.trim().chars().count();
             if len > 0 {
-                column = Some((lead + 1, len));
+                column = Some((to_u32(lead + 1), to_u32(len)));
             }
         }
         FrontendError {
-            file: self.file.to_string(),
+            file: Arc::from(self.file),
             line,
             end_line: end.max(line),
             column,
@@ -117,17 +132,26 @@ impl SourceText<'_> {
     }
 }
 
+fn to_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn renders_line_caret_and_hint() {
-        let src = SourceText { file: "Dockerfile", src: "FROM a\nRUN x\nCOPY --foo=bar a b\n" };
+        let src = SourceText {
+            file: "Dockerfile",
+            src: "FROM a\nRUN x\nCOPY --foo=bar a b\n",
+        };
         let err = src.error(
             3,
             3,
-            InstrError::new("unknown flag --foo for COPY").at("--foo=bar").hint("valid flags: --from"),
+            InstrError::new("unknown flag --foo for COPY")
+                .at("--foo=bar")
+                .hint("valid flags: --from"),
         );
         assert_eq!(
             err.to_string(),
@@ -137,7 +161,10 @@ mod tests {
 
     #[test]
     fn needle_on_a_continuation_line_moves_the_error_there() {
-        let src = SourceText { file: "f", src: "FROM a\nRUN --mount=type=cache \\\n  --mount=type=bogus x\n" };
+        let src = SourceText {
+            file: "f",
+            src: "FROM a\nRUN --mount=type=cache \\\n  --mount=type=bogus x\n",
+        };
         let err = src.error(2, 3, InstrError::new("bad").at("type=bogus"));
         assert_eq!((err.line, err.column), (3, Some((11, 10))));
     }

@@ -28,7 +28,12 @@ pub struct Position {
 
 impl Location {
     pub fn lines(start: usize, end: usize) -> Self {
-        Location { ranges: vec![Range { start: Position { line: start }, end: Position { line: end } }] }
+        Location {
+            ranges: vec![Range {
+                start: Position { line: start },
+                end: Position { line: end },
+            }],
+        }
     }
 
     fn first_line(&self) -> usize {
@@ -124,7 +129,10 @@ pub fn targets(df: &Dockerfile) -> TargetList {
             }
         })
         .collect();
-    TargetList { targets, sources: vec![base64(df.source.as_bytes())] }
+    TargetList {
+        targets,
+        sources: vec![base64(df.source.as_bytes())],
+    }
 }
 
 struct ArgInfo {
@@ -139,7 +147,10 @@ struct ArgInfo {
 /// The build parameters the target uses: ARGs (global ones only when a needed FROM line
 /// or a stage re-declaration uses them), secrets, ssh agents and cache mounts.
 pub fn outline(df: &Dockerfile, opts: &ResolveOptions) -> Result<Outline, FrontendError> {
-    let build = df.resolve(&ResolveOptions { all_stages: false, ..opts.clone() })?;
+    let build = df.resolve(&ResolveOptions {
+        all_stages: false,
+        ..opts.clone()
+    })?;
     Ok(outline_of(df, &build))
 }
 
@@ -165,13 +176,24 @@ fn outline_of(df: &Dockerfile, build: &ResolvedBuild) -> Outline {
     let mut cache: Vec<OutlineCache> = Vec::new();
     let mut seen = BTreeSet::new();
     for stage in &build.stages {
-        used.extend(stage.from_used_vars.iter().filter(|v| global_names.contains(*v)).cloned());
+        used.extend(
+            stage
+                .from_used_vars
+                .iter()
+                .filter(|v| global_names.contains(*v))
+                .cloned(),
+        );
         for ri in &stage.instructions {
             let instr = &ri.instruction;
             let loc = Some(Location::lines(instr.start_line, instr.end_line));
             match &instr.kind {
                 InstructionKind::Arg(decls) => {
-                    let original = df.stages[stage.index].instructions.iter().find(|i| i.start_line == instr.start_line);
+                    let original = df
+                        .stages
+                        .get(stage.index)
+                        .into_iter()
+                        .flat_map(|s| s.instructions.iter())
+                        .find(|i| i.start_line == instr.start_line);
                     for (i, d) in decls.iter().enumerate() {
                         used.insert(d.name.clone());
                         let declared_default = original.and_then(|o| match &o.kind {
@@ -181,7 +203,8 @@ fn outline_of(df: &Dockerfile, build: &ResolvedBuild) -> Outline {
                         // Re-declaring a global or predefined ARG without a default imports it; the
                         // global definition (if any) describes it.
                         let inherits_global = declared_default == Some(false)
-                            && (global_names.contains(&d.name) || PREDEFINED_ARGS.contains(&d.name.as_str()));
+                            && (global_names.contains(&d.name)
+                                || PREDEFINED_ARGS.contains(&d.name.as_str()));
                         if !inherits_global {
                             all.insert(
                                 d.name.clone(),
@@ -203,17 +226,29 @@ fn outline_of(df: &Dockerfile, build: &ResolvedBuild) -> Outline {
                             MountType::Secret => (&mut secrets, "secret"),
                             MountType::Ssh => (&mut ssh, "ssh"),
                             MountType::Cache => {
-                                let id = m.id.clone().or_else(|| m.target.clone()).unwrap_or_default();
+                                let id =
+                                    m.id.clone()
+                                        .or_else(|| m.target.clone())
+                                        .unwrap_or_default();
                                 if seen.insert(("cache", id.clone())) {
-                                    cache.push(OutlineCache { id, location: loc.clone() });
+                                    cache.push(OutlineCache {
+                                        id,
+                                        location: loc.clone(),
+                                    });
                                 }
                                 continue;
                             }
                             _ => continue,
                         };
-                        let Some(name) = m.effective_id() else { continue };
+                        let Some(name) = m.effective_id() else {
+                            continue;
+                        };
                         if seen.insert((key, name.clone())) {
-                            list.push(OutlineSecret { name, required: m.required, location: loc.clone() });
+                            list.push(OutlineSecret {
+                                name,
+                                required: m.required,
+                                location: loc.clone(),
+                            });
                         }
                     }
                 }
@@ -248,13 +283,15 @@ fn outline_of(df: &Dockerfile, build: &ResolvedBuild) -> Outline {
         })
         .collect();
     args.sort_by_key(|(line, _)| *line);
-    let sort = |v: &mut Vec<OutlineSecret>| v.sort_by_key(|s| s.location.as_ref().map_or(0, Location::first_line));
+    let sort = |v: &mut Vec<OutlineSecret>| {
+        v.sort_by_key(|s| s.location.as_ref().map_or(0, Location::first_line))
+    };
     sort(&mut secrets);
     sort(&mut ssh);
-    let target = &df.stages[build.target];
+    let target = df.stages.get(build.target);
     Outline {
-        name: target.name.clone().unwrap_or_default(),
-        description: target.description.clone(),
+        name: target.and_then(|t| t.name.clone()).unwrap_or_default(),
+        description: target.map(|t| t.description.clone()).unwrap_or_default(),
         args: args.into_iter().map(|(_, a)| a).collect(),
         secrets,
         ssh,
@@ -281,7 +318,11 @@ fn global_arg_instrs(df: &Dockerfile) -> Vec<(usize, usize)> {
 pub fn render_outline(o: &Outline) -> String {
     let mut out = String::new();
     if !o.name.is_empty() || !o.description.is_empty() {
-        let name = if o.name.is_empty() { "(default)" } else { o.name.as_str() };
+        let name = if o.name.is_empty() {
+            "(default)"
+        } else {
+            o.name.as_str()
+        };
         let mut rows = vec![vec!["TARGET:".to_string(), name.to_string()]];
         if !o.description.is_empty() {
             rows.push(vec!["DESCRIPTION:".into(), o.description.clone()]);
@@ -290,8 +331,16 @@ pub fn render_outline(o: &Outline) -> String {
         out.push('\n');
     }
     if !o.args.is_empty() {
-        let mut rows = vec![vec!["BUILD ARG".to_string(), "VALUE".into(), "DESCRIPTION".into()]];
-        rows.extend(o.args.iter().map(|a| vec![a.name.clone(), a.value.clone(), a.description.clone()]));
+        let mut rows = vec![vec![
+            "BUILD ARG".to_string(),
+            "VALUE".into(),
+            "DESCRIPTION".into(),
+        ]];
+        rows.extend(
+            o.args
+                .iter()
+                .map(|a| vec![a.name.clone(), a.value.clone(), a.description.clone()]),
+        );
         out.push_str(&table(&rows, 3));
         out.push('\n');
     }
@@ -300,7 +349,16 @@ pub fn render_outline(o: &Outline) -> String {
             continue;
         }
         let mut rows = vec![vec![title.to_string(), "REQUIRED".into()]];
-        rows.extend(list.iter().map(|s| vec![s.name.clone(), if s.required { "true".into() } else { String::new() }]));
+        rows.extend(list.iter().map(|s| {
+            vec![
+                s.name.clone(),
+                if s.required {
+                    "true".into()
+                } else {
+                    String::new()
+                },
+            ]
+        }));
         out.push_str(&table(&rows, 3));
         out.push('\n');
     }
@@ -349,7 +407,11 @@ pub(crate) fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -368,14 +430,23 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        for (input, expected) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64(input.as_bytes()), expected);
         }
     }
 
     #[test]
     fn table_pads_all_but_last_column() {
-        let rows = vec![vec!["A".to_string(), "bb".into()], vec!["ccc".into(), "".into()]];
+        let rows = vec![
+            vec!["A".to_string(), "bb".into()],
+            vec!["ccc".into(), "".into()],
+        ];
         assert_eq!(table(&rows, 1), "A   bb\nccc \n");
     }
 }

@@ -3,26 +3,43 @@
 
 use super::error::{FrontendError, InstrError};
 use super::instructions::expand::{Expander, expand_instruction};
-use super::instructions::{ArgDecl, Instruction, InstructionKind};
+use super::instructions::{Instruction, InstructionKind};
 use super::stages::Dockerfile;
-use crate::shell::Env;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 mod platform;
+mod scope;
+
+use scope::{GlobalScope, SliceEnv, StageScope, dedup_last_wins, predefined_args};
 
 pub use platform::Platform;
 
 /// ARGs every build defines in the global scope.
 pub const PREDEFINED_ARGS: &[&str] = &[
-    "TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT", "BUILDPLATFORM", "BUILDOS",
-    "BUILDARCH", "BUILDVARIANT", "TARGETSTAGE",
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
+    "TARGETSTAGE",
 ];
 
 /// Build args usable by RUN without an ARG declaration, and kept out of image history.
 pub const PROXY_ARGS: &[&str] = &[
-    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY",
-    "no_proxy", "ALL_PROXY", "all_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
 ];
 
 #[derive(Debug, Clone, Default)]
@@ -91,8 +108,14 @@ pub struct ResolvedStage {
     pub end_line: usize,
     /// Proxy build args handed to RUN without being declared.
     pub proxy_env: Vec<(String, String)>,
-    /// ENV and ARG values in effect at the end of the stage (later pairs shadow earlier).
+    /// Variables inherited at the start of the stage (from the base stage or the
+    /// caller-supplied image ENV).
+    pub initial_env: Vec<(String, String)>,
+    /// ENV and ARG values in effect at the end of the stage, as RUN sees them (later
+    /// pairs shadow earlier).
     pub final_env: Vec<(String, String)>,
+    /// ENV only (base image or stage ENV included): what goes into the image config.
+    pub image_env: Vec<(String, String)>,
 }
 
 /// A global (`ARG` before `FROM`) argument after build args were applied.
@@ -117,6 +140,28 @@ pub struct ResolvedBuild {
     pub unused_build_args: Vec<String>,
 }
 
+impl ResolvedStage {
+    /// The variables in scope just before instruction `index` (what a RUN there sees):
+    /// one entry per name, the latest value, in first-definition order.
+    pub fn env_before(&self, index: usize) -> Vec<(String, String)> {
+        let mut pairs = self.initial_env.clone();
+        for ri in self.instructions.iter().take(index) {
+            match &ri.instruction.kind {
+                InstructionKind::Env(kvs) => {
+                    pairs.extend(kvs.iter().map(|kv| (kv.key.clone(), kv.value.clone())))
+                }
+                InstructionKind::Arg(decls) => pairs.extend(
+                    decls
+                        .iter()
+                        .filter_map(|d| d.default.clone().map(|v| (d.name.clone(), v))),
+                ),
+                _ => {}
+            }
+        }
+        dedup_last_wins(pairs)
+    }
+}
+
 impl ResolvedBuild {
     pub fn stage(&self, index: usize) -> Option<&ResolvedStage> {
         self.stages.iter().find(|s| s.index == index)
@@ -128,14 +173,33 @@ impl Dockerfile {
     /// every expandable value expanded.
     pub fn resolve(&self, opts: &ResolveOptions) -> Result<ResolvedBuild, FrontendError> {
         let text = self.source_text();
+        // Indexing below relies on stages being numbered by position (as `parse` builds
+        // them); the fields are public, so check rather than trust.
+        let consistent = self.stages.iter().enumerate().all(|(i, s)| s.index == i);
+        if self.stages.is_empty() || !consistent {
+            return Err(text.error(
+                1,
+                1,
+                InstrError::new("the Dockerfile has no consistent list of build stages"),
+            ));
+        }
+        let names: HashMap<&str, usize> = self
+            .stages
+            .iter()
+            .filter_map(|st| st.name.as_deref().map(|n| (n, st.index)))
+            .collect();
         let predefined = predefined_args(opts);
         let (global_env, global_args) = self.global_scope(&predefined, opts)?;
         let target = match &opts.target {
             None => self.stages.len() - 1,
             Some(t) => self.stage_by_name(t).map(|s| s.index).ok_or_else(|| {
-                let names: Vec<&str> = self.stages.iter().filter_map(|s| s.name.as_deref()).collect();
+                let names: Vec<&str> = self
+                    .stages
+                    .iter()
+                    .filter_map(|s| s.name.as_deref())
+                    .collect();
                 FrontendError {
-                    file: self.file.clone(),
+                    file: self.file.as_str().into(),
                     line: 0,
                     end_line: 0,
                     column: None,
@@ -151,13 +215,16 @@ impl Dockerfile {
         };
         let global_scope: Vec<(String, String)> = {
             let mut env = global_env.clone();
-            env.push(("TARGETSTAGE".into(), self.stages[target].name.clone().unwrap_or_default()));
+            env.push((
+                "TARGETSTAGE".into(),
+                self.stages[target].name.clone().unwrap_or_default(),
+            ));
             env
         };
         // Bases first: a FROM can only name an earlier stage.
         let mut bases = Vec::with_capacity(self.stages.len());
         for stage in &self.stages {
-            bases.push(self.resolve_base(stage, &global_scope)?);
+            bases.push(self.resolve_base(stage, &global_scope, &names)?);
         }
         let mut edges: Vec<Vec<(usize, usize)>> = Vec::with_capacity(self.stages.len());
         for stage in &self.stages {
@@ -167,7 +234,7 @@ impl Dockerfile {
             }
             for instr in &stage.instructions {
                 for from in stage_refs(instr) {
-                    if let Some(SourceRef::Stage(i)) = self.source_ref(&from, instr)? {
+                    if let Some(SourceRef::Stage(i)) = self.source_ref(&names, &from, instr)? {
                         deps.push((i, instr.start_line));
                     }
                 }
@@ -196,20 +263,28 @@ impl Dockerfile {
             .filter(|(k, _)| PROXY_ARGS.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let mut stage_env_names: HashMap<usize, HashSet<String>> = HashMap::new();
+        // Position in `resolved` of each stage already resolved.
+        let mut position: HashMap<usize, usize> = HashMap::new();
         for index in order {
             let stage = &self.stages[index];
             let (base, platform, from_used) = bases[index].clone();
-            // A stage built on another inherits its ENV and, as in BuildKit, its ARG values.
+            // A stage built on another inherits its variables: ENV and, as in BuildKit
+            // (ARG values live in the build state's environment), its ARG values.
             let mut scope = match &base {
-                StageBase::Stage(i) => stage_env_names
+                StageBase::Stage(i) => position
                     .get(i)
-                    .zip(resolved.iter().find(|r| r.index == *i))
-                    .map(|(names, r)| StageScope { vars: r.final_env.clone(), env_names: names.clone() })
+                    .and_then(|&p| resolved.get(p))
+                    .map(|r: &ResolvedStage| StageScope {
+                        vars: r.final_env.clone(),
+                        image_env: r.image_env.clone(),
+                    })
                     .unwrap_or_else(|| StageScope::new(Vec::new())),
-                StageBase::Image(image) => StageScope::new(opts.image_env.get(image).cloned().unwrap_or_default()),
+                StageBase::Image(image) => {
+                    StageScope::new(opts.image_env.get(image).cloned().unwrap_or_default())
+                }
                 StageBase::Scratch => StageScope::new(Vec::new()),
             };
+            let initial_env = scope.vars.clone();
             let mut instructions = Vec::with_capacity(stage.instructions.len());
             for instr in &stage.instructions {
                 let located = |e: InstrError| text.error(instr.start_line, instr.end_line, e);
@@ -218,7 +293,9 @@ impl Dockerfile {
                         for d in decls {
                             declared.insert(d.name.clone());
                         }
-                        scope.declare_args(instr, decls, &global_scope, opts, self.escape).map_err(located)?
+                        scope
+                            .declare_args(instr, decls, &global_scope, opts, self.escape)
+                            .map_err(located)?
                     }
                     _ => {
                         let mut ex = Expander::new(self.escape, &scope.vars);
@@ -230,26 +307,43 @@ impl Dockerfile {
                             }
                         }
                         let copy_from = match &instr.kind {
-                            InstructionKind::Copy(c) => c.from.as_ref().map(|f| self.source_ref(f, instr)).transpose()?.flatten(),
+                            InstructionKind::Copy(c) => c
+                                .from
+                                .as_ref()
+                                .map(|f| self.source_ref(&names, f, instr))
+                                .transpose()?
+                                .flatten(),
                             _ => None,
                         };
                         let mount_from = match &expanded.kind {
                             InstructionKind::Run(r) => r
                                 .mounts
                                 .iter()
-                                .map(|m| m.from.as_ref().map(|f| self.source_ref(f, instr)).transpose().map(Option::flatten))
+                                .map(|m| {
+                                    m.from
+                                        .as_ref()
+                                        .map(|f| self.source_ref(&names, f, instr))
+                                        .transpose()
+                                        .map(Option::flatten)
+                                })
                                 .collect::<Result<_, _>>()?,
                             _ => Vec::new(),
                         };
-                        ResolvedInstruction { instruction: expanded, used_vars: used, unset_vars: unset, copy_from, mount_from }
+                        ResolvedInstruction {
+                            instruction: expanded,
+                            used_vars: used,
+                            unset_vars: unset,
+                            copy_from,
+                            mount_from,
+                        }
                     }
                 };
                 instructions.push(resolved_instr);
             }
-            stage_env_names.insert(index, scope.env_names.clone());
             let mut deps: Vec<usize> = edges[index].iter().map(|(i, _)| *i).collect();
             deps.sort_unstable();
             deps.dedup();
+            position.insert(index, resolved.len());
             resolved.push(ResolvedStage {
                 index,
                 name: stage.name.clone(),
@@ -261,16 +355,35 @@ impl Dockerfile {
                 start_line: stage.from.start_line,
                 end_line: stage.end_line(),
                 proxy_env: proxy_env.clone(),
+                initial_env,
                 final_env: scope.vars,
+                image_env: scope.image_env,
             });
         }
         let unused_build_args = opts
             .build_args
             .keys()
-            .filter(|k| !declared.contains(k.as_str()) && !PROXY_ARGS.contains(&k.as_str()) && !PREDEFINED_ARGS.contains(&k.as_str()))
+            .filter(|k| {
+                !declared.contains(k.as_str())
+                    && !PROXY_ARGS.contains(&k.as_str())
+                    && !PREDEFINED_ARGS.contains(&k.as_str())
+            })
             .cloned()
             .collect();
-        Ok(ResolvedBuild { target, stages: resolved, global_args, unused_build_args })
+        Ok(ResolvedBuild {
+            target,
+            stages: resolved,
+            global_args,
+            unused_build_args,
+        })
+    }
+
+    /// The global scope (predefined and global ARG values) for `opts`.
+    pub(crate) fn global_scope_for(
+        &self,
+        opts: &ResolveOptions,
+    ) -> Result<Vec<(String, String)>, FrontendError> {
+        Ok(self.global_scope(&predefined_args(opts), opts)?.0)
     }
 
     /// Global ARG values: predefined platform args, then each global ARG in order, a
@@ -279,18 +392,23 @@ impl Dockerfile {
         &self,
         predefined: &[(String, String)],
         opts: &ResolveOptions,
-    ) -> Result<(Vec<(String, String)>, Vec<ResolvedArg>), FrontendError> {
+    ) -> Result<GlobalScope, FrontendError> {
         let mut env: Vec<(String, String)> = predefined.to_vec();
         let mut args: Vec<ResolvedArg> = Vec::new();
         for instr in &self.global_args {
-            let InstructionKind::Arg(decls) = &instr.kind else { continue };
+            let InstructionKind::Arg(decls) = &instr.kind else {
+                continue;
+            };
             for d in decls {
                 let mut deps = BTreeSet::new();
                 let value = match (opts.build_args.get(&d.name), &d.default) {
                     (Some(v), _) => Some(v.clone()),
                     (None, Some(default)) => {
                         let mut ex = Expander::new(self.escape, &env);
-                        let v = ex.word(default).map_err(|e| self.source_text().error(instr.start_line, instr.end_line, e))?;
+                        let v = ex.word(default).map_err(|e| {
+                            self.source_text()
+                                .error(instr.start_line, instr.end_line, e)
+                        })?;
                         deps = ex.used;
                         if deps.remove(&d.name)
                             && let Some(old) = args.iter().rev().find(|a| a.name == d.name)
@@ -304,7 +422,13 @@ impl Dockerfile {
                 if let Some(v) = &value {
                     env.push((d.name.clone(), v.clone()));
                 }
-                args.push(ResolvedArg { name: d.name.clone(), value, description: d.description.clone(), line: instr.start_line, deps });
+                args.push(ResolvedArg {
+                    name: d.name.clone(),
+                    value,
+                    description: d.description.clone(),
+                    line: instr.start_line,
+                    deps,
+                });
             }
         }
         Ok((env, args))
@@ -314,9 +438,16 @@ impl Dockerfile {
         &self,
         stage: &super::stages::Stage,
         global_scope: &[(String, String)],
+        names: &HashMap<&str, usize>,
     ) -> Result<(StageBase, Option<String>, BTreeSet<String>), FrontendError> {
         let text = self.source_text();
-        let from = stage.from_instr().ok_or_else(|| text.error(stage.from.start_line, stage.from.end_line, InstrError::new("stage without FROM")))?;
+        let from = stage.from_instr().ok_or_else(|| {
+            text.error(
+                stage.from.start_line,
+                stage.from.end_line,
+                InstrError::new("stage without FROM"),
+            )
+        })?;
         let located = |e: InstrError| text.error(stage.from.start_line, stage.from.end_line, e);
         let scope = SliceEnv(global_scope);
         let mut ex = Expander::new(self.escape, &scope);
@@ -328,21 +459,35 @@ impl Dockerfile {
                     .hint("the variables it uses are empty; declare them with a default before the first FROM or pass --build-arg"),
             ));
         }
-        let platform = from.platform.as_deref().map(|p| ex.word(p)).transpose().map_err(located)?;
+        let platform = from
+            .platform
+            .as_deref()
+            .map(|p| ex.word(p))
+            .transpose()
+            .map_err(located)?;
         if let Some(p) = &platform {
-            Platform::parse(p).map_err(|e| located(InstrError::new(e).at(from.platform.clone().unwrap_or_default())))?;
+            Platform::parse(p).map_err(|e| {
+                located(InstrError::new(e).at(from.platform.clone().unwrap_or_default()))
+            })?;
         }
         let lower = base.to_ascii_lowercase();
-        let base = if let Some(other) = self.stages.iter().find(|s| s.name.as_deref() == Some(lower.as_str())) {
-            if other.index >= stage.index {
-                let what = if other.index == stage.index { "itself" } else { "a later stage" };
+        let base = if let Some(&other) = names.get(lower.as_str()) {
+            if other >= stage.index {
+                let what = if other == stage.index {
+                    "itself"
+                } else {
+                    "a later stage"
+                };
                 return Err(located(
-                    InstrError::new(format!("stage {:?} cannot be based on {what} ({lower:?})", stage.display_name()))
-                        .at(from.base.clone())
-                        .hint("FROM can only refer to stages defined above it"),
+                    InstrError::new(format!(
+                        "stage {:?} cannot be based on {what} ({lower:?})",
+                        stage.display_name()
+                    ))
+                    .at(from.base.clone())
+                    .hint("FROM can only refer to stages defined above it"),
                 ));
             }
-            StageBase::Stage(other.index)
+            StageBase::Stage(other)
         } else if lower == "scratch" {
             StageBase::Scratch
         } else {
@@ -352,53 +497,79 @@ impl Dockerfile {
     }
 
     /// Interprets a `--from` value: stage index, stage name, or else an image reference.
-    fn source_ref(&self, value: &str, instr: &Instruction) -> Result<Option<SourceRef>, FrontendError> {
+    fn source_ref(
+        &self,
+        names: &HashMap<&str, usize>,
+        value: &str,
+        instr: &Instruction,
+    ) -> Result<Option<SourceRef>, FrontendError> {
         if let Ok(index) = value.parse::<i64>() {
-            return match usize::try_from(index).ok().filter(|i| *i < self.stages.len()) {
+            return match usize::try_from(index)
+                .ok()
+                .filter(|i| *i < self.stages.len())
+            {
                 Some(i) => Ok(Some(SourceRef::Stage(i))),
                 None => Err(self.source_text().error(
                     instr.start_line,
                     instr.end_line,
                     InstrError::new(format!("invalid stage index {index}"))
                         .at(value.to_string())
-                        .hint(format!("the Dockerfile has stages 0 to {}", self.stages.len() - 1)),
+                        .hint(format!(
+                            "the Dockerfile has stages 0 to {}",
+                            self.stages.len().saturating_sub(1)
+                        )),
                 )),
             };
         }
-        Ok(Some(match self.stage_by_name(value) {
-            Some(stage) => SourceRef::Stage(stage.index),
+        Ok(Some(match names.get(value.to_ascii_lowercase().as_str()) {
+            Some(&index) => SourceRef::Stage(index),
             None => SourceRef::Image(value.to_string()),
         }))
     }
 
+    /// Depth-first post-order from `root`: dependencies before dependents. Iterative,
+    /// so a long chain of stages cannot exhaust the stack.
     fn visit(
         &self,
-        index: usize,
+        root: usize,
         edges: &[Vec<(usize, usize)>],
         state: &mut [Visit],
         order: &mut Vec<usize>,
     ) -> Result<(), FrontendError> {
-        match state.get(index) {
-            // An active stage reached here is reported by the edge check below.
-            Some(Visit::Done | Visit::Active) | None => return Ok(()),
-            Some(Visit::New) => {}
+        if !matches!(state.get(root), Some(Visit::New)) {
+            return Ok(());
         }
-        state[index] = Visit::Active;
-        for &(dep, line) in edges.get(index).map(Vec::as_slice).unwrap_or_default() {
-            if matches!(state.get(dep), Some(Visit::Active)) {
-                let name = self.stages[dep].display_name();
-                return Err(self.source_text().error(
-                    line,
-                    line,
-                    InstrError::new(format!("circular dependency detected on stage: {name}"))
-                        .at(name.clone())
-                        .hint("a stage cannot copy from itself or from a stage that depends on it"),
-                ));
+        state[root] = Visit::Active;
+        // (stage, index of the next edge to follow)
+        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        while let Some(top) = stack.last_mut() {
+            let (index, next) = *top;
+            let stage_edges = edges.get(index).map(Vec::as_slice).unwrap_or_default();
+            let Some(&(dep, line)) = stage_edges.get(next) else {
+                state[index] = Visit::Done;
+                order.push(index);
+                stack.pop();
+                continue;
+            };
+            top.1 += 1;
+            match state.get(dep) {
+                Some(Visit::Active) => {
+                    let name = self.stages[dep].display_name();
+                    return Err(self.source_text().error(
+                        line,
+                        line,
+                        InstrError::new(format!("circular dependency detected on stage: {name}"))
+                            .at(name.clone())
+                            .hint("a stage cannot copy from itself or from a stage that depends on it"),
+                    ));
+                }
+                Some(Visit::New) => {
+                    state[dep] = Visit::Active;
+                    stack.push((dep, 0));
+                }
+                Some(Visit::Done) | None => {}
             }
-            self.visit(dep, edges, state, order)?;
         }
-        state[index] = Visit::Done;
-        order.push(index);
         Ok(())
     }
 }
@@ -416,94 +587,6 @@ fn stage_refs(instr: &Instruction) -> Vec<String> {
         InstructionKind::Copy(c) => c.from.iter().cloned().collect(),
         InstructionKind::Run(r) => r.mounts.iter().filter_map(|m| m.from.clone()).collect(),
         _ => Vec::new(),
-    }
-}
-
-fn predefined_args(opts: &ResolveOptions) -> Vec<(String, String)> {
-    let t = &opts.target_platform;
-    let b = &opts.build_platform;
-    let mut out = vec![
-        ("BUILDPLATFORM".to_string(), b.to_string()),
-        ("BUILDOS".to_string(), b.os.clone()),
-        ("BUILDARCH".to_string(), b.arch.clone()),
-        ("BUILDVARIANT".to_string(), b.variant.clone().unwrap_or_default()),
-        ("TARGETPLATFORM".to_string(), t.to_string()),
-        ("TARGETOS".to_string(), t.os.clone()),
-        ("TARGETARCH".to_string(), t.arch.clone()),
-        ("TARGETVARIANT".to_string(), t.variant.clone().unwrap_or_default()),
-    ];
-    for (k, v) in &mut out {
-        if let Some(o) = opts.build_args.get(k.as_str()) {
-            *v = o.clone();
-        }
-    }
-    out
-}
-
-/// Lets a borrowed slice of pairs serve as an expansion environment.
-struct SliceEnv<'a>(&'a [(String, String)]);
-
-impl crate::shell::Env for SliceEnv<'_> {
-    fn lookup(&self, name: &str) -> Option<&str> {
-        self.0.lookup(name)
-    }
-}
-
-/// Variables visible inside one stage.
-struct StageScope {
-    vars: Vec<(String, String)>,
-    /// Names set by ENV (they win over a later ARG of the same name).
-    env_names: HashSet<String>,
-}
-
-impl StageScope {
-    fn new(inherited: Vec<(String, String)>) -> Self {
-        let env_names = inherited.iter().map(|(k, _)| k.clone()).collect();
-        Self { vars: inherited, env_names }
-    }
-
-    fn set_env(&mut self, key: &str, value: &str) {
-        self.env_names.insert(key.to_string());
-        self.vars.push((key.to_string(), value.to_string()));
-    }
-
-    fn declare_args(
-        &mut self,
-        instr: &Instruction,
-        decls: &[ArgDecl],
-        global_scope: &[(String, String)],
-        opts: &ResolveOptions,
-        escape: char,
-    ) -> Result<ResolvedInstruction, InstrError> {
-        let mut used = BTreeSet::new();
-        let mut unset = BTreeSet::new();
-        let mut out = Vec::with_capacity(decls.len());
-        for d in decls {
-            let value = if let Some(v) = opts.build_args.get(&d.name) {
-                Some(v.clone())
-            } else if let Some(default) = &d.default {
-                let mut ex = Expander::new(escape, &self.vars);
-                let v = ex.word(default)?;
-                used.extend(ex.used);
-                unset.extend(ex.unset);
-                Some(v)
-            } else {
-                global_scope.lookup(&d.name).map(str::to_string)
-            };
-            if let Some(v) = &value
-                && !self.env_names.contains(&d.name)
-            {
-                self.vars.push((d.name.clone(), v.clone()));
-            }
-            out.push(ArgDecl { default: value, ..d.clone() });
-        }
-        Ok(ResolvedInstruction {
-            instruction: Instruction { kind: InstructionKind::Arg(out), ..instr.clone() },
-            used_vars: used,
-            unset_vars: unset,
-            copy_from: None,
-            mount_from: Vec::new(),
-        })
     }
 }
 

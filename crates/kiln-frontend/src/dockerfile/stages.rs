@@ -45,14 +45,19 @@ impl Stage {
     }
 
     pub fn end_line(&self) -> usize {
-        self.instructions.last().map_or(self.from.end_line, |i| i.end_line)
+        self.instructions
+            .last()
+            .map_or(self.from.end_line, |i| i.end_line)
     }
 }
 
 impl Dockerfile {
     /// Parses and types every instruction. Errors name `file_label` and the line.
     pub fn parse(file_label: &str, src: &str) -> Result<Dockerfile, FrontendError> {
-        let text = SourceText { file: file_label, src };
+        let text = SourceText {
+            file: file_label,
+            src,
+        };
         let ast = parser::parse(src).map_err(|e| {
             let mut err = InstrError::new(e.message);
             err.needle = e.needle;
@@ -60,21 +65,33 @@ impl Dockerfile {
         })?;
         let mut global_args = Vec::new();
         let mut stages: Vec<Stage> = Vec::new();
-        for node in &ast.nodes {
-            let instr = instructions::from_node(node).map_err(|e| text.error(node.start_line, node.end_line, e))?;
+        // Stage name → index, for duplicate detection.
+        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        let last_line = ast.nodes.last().map_or(1, |n| n.end_line);
+        for node in ast.nodes {
+            let (start_line, end_line) = (node.start_line, node.end_line);
+            let instr =
+                instructions::from_node(node).map_err(|e| text.error(start_line, end_line, e))?;
             if let InstructionKind::From(from) = &instr.kind {
                 if let Some(name) = &from.stage_name
-                    && let Some(previous) = stages.iter().find(|s| s.name.as_ref() == Some(name))
+                    && let Some(previous) = seen.get(name).and_then(|&i| stages.get(i))
                 {
                     let err = InstrError::new(format!("duplicate stage name {name:?}"))
                         .at(from.stage_name_as_written.clone().unwrap_or_default())
-                        .hint(format!("stage {name:?} is already defined on line {}", previous.from.start_line));
-                    return Err(text.error(node.start_line, node.end_line, err));
+                        .hint(format!(
+                            "stage {name:?} is already defined on line {}",
+                            previous.from.start_line
+                        ));
+                    return Err(text.error(start_line, end_line, err));
                 }
+                // Like BuildKit, the comment must start with the lower-cased stage name.
                 let description = instructions::parse::comment_for(
                     &instr.comments,
-                    from.stage_name_as_written.as_deref().unwrap_or_default(),
+                    from.stage_name.as_deref().unwrap_or_default(),
                 );
+                if let Some(name) = &from.stage_name {
+                    seen.insert(name.clone(), stages.len());
+                }
                 stages.push(Stage {
                     index: stages.len(),
                     name: from.stage_name.clone(),
@@ -89,15 +106,19 @@ impl Dockerfile {
                 None if matches!(instr.kind, InstructionKind::Arg(_)) => global_args.push(instr),
                 None => {
                     let err = InstrError::new("no build stage in current context")
-                        .at(node.keyword.clone())
+                        .at(instr.keyword.clone())
                         .hint("only ARG may come before the first FROM");
-                    return Err(text.error(node.start_line, node.end_line, err));
+                    return Err(text.error(start_line, end_line, err));
                 }
             }
         }
         if stages.is_empty() {
-            let line = ast.nodes.last().map_or(1, |n| n.end_line);
-            return Err(text.error(line, line, InstrError::new("the Dockerfile has no FROM instruction").hint("every build needs at least one stage: FROM <image>")));
+            return Err(text.error(
+                last_line,
+                last_line,
+                InstrError::new("the Dockerfile has no FROM instruction")
+                    .hint("every build needs at least one stage: FROM <image>"),
+            ));
         }
         Ok(Dockerfile {
             file: file_label.to_string(),
@@ -113,10 +134,15 @@ impl Dockerfile {
     /// The stage called `name` (case-insensitive).
     pub fn stage_by_name(&self, name: &str) -> Option<&Stage> {
         let lower = name.to_ascii_lowercase();
-        self.stages.iter().find(|s| s.name.as_deref() == Some(lower.as_str()))
+        self.stages
+            .iter()
+            .find(|s| s.name.as_deref() == Some(lower.as_str()))
     }
 
     pub(crate) fn source_text(&self) -> SourceText<'_> {
-        SourceText { file: &self.file, src: &self.source }
+        SourceText {
+            file: &self.file,
+            src: &self.source,
+        }
     }
 }

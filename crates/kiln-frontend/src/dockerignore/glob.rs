@@ -16,8 +16,11 @@ enum Token {
     AnyOne,
     /// `*`: a run of characters other than `/`.
     AnyRun,
-    /// `**` followed by more pattern: nothing, or anything ending in `/`.
-    AnyDirs,
+    /// `**` followed by more pattern means "nothing, or anything ending in `/`",
+    /// which takes two positions: this one may skip the group entirely...
+    DirsStart,
+    /// ...while this one, once entered, must see a `/` to leave.
+    DirsLoop,
     /// `**` at the end of a pattern that also uses other wildcards: anything.
     AnyRest,
     Class {
@@ -71,7 +74,7 @@ impl PathGlob {
                         chars.next();
                     }
                     if chars.peek().is_some() {
-                        tokens.push(Token::AnyDirs);
+                        tokens.extend([Token::DirsStart, Token::DirsLoop]);
                         shape = Shape::Glob;
                     } else if shape == Shape::Exact {
                         shape = Shape::Prefix;
@@ -139,6 +142,37 @@ impl PathGlob {
         }
     }
 
+    /// Whether the pattern matches `path` or one of its parent directories, in one
+    /// pass over the path where the pattern shape allows it.
+    pub(super) fn matches_path_or_parent(&self, path: &str) -> bool {
+        match &self.kind {
+            // A parent that starts with the text makes the path start with it too.
+            Kind::Prefix(text) => path.starts_with(text.as_str()),
+            Kind::Exact(text) => path
+                .strip_prefix(text.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
+            Kind::Suffix(_) => {
+                self.matches(path)
+                    || path.match_indices('/').any(|(slash, _)| {
+                        path.get(..slash).is_some_and(|parent| self.matches(parent))
+                    })
+            }
+            Kind::Glob(tokens) => {
+                let mut run = Automaton::new(tokens);
+                for ch in path.chars() {
+                    // Every `/` ends a parent directory's path.
+                    if ch == '/' && run.accepts() {
+                        return true;
+                    }
+                    if !run.step(ch) {
+                        return false;
+                    }
+                }
+                run.accepts()
+            }
+        }
+    }
+
     /// Whether some path starting with `prefix` could match. May answer true when
     /// no such path exists (never the reverse), which only costs a walker a visit.
     pub(super) fn could_match_below(&self, prefix: &str) -> bool {
@@ -169,15 +203,20 @@ impl PathGlob {
                     return false;
                 }
                 // From some live position, the rest of the pattern must accept any
-                // one component: only optional tokens, one of them a `*` (which,
-                // unlike `**`, also matches names containing newlines).
+                // one component: only skippable tokens, one of them a `*` (which,
+                // unlike `**`, also matches names containing newlines). A `**`
+                // group is skippable from its start, not from inside its loop.
                 run.active.iter().enumerate().any(|(index, live)| {
                     let rest = tokens.get(index..).unwrap_or_default();
                     *live
+                        && rest.first() != Some(&Token::DirsLoop)
                         && rest.contains(&Token::AnyRun)
-                        && rest
-                            .iter()
-                            .all(|t| matches!(t, Token::AnyRun | Token::AnyDirs | Token::AnyRest))
+                        && rest.iter().all(|t| {
+                            matches!(
+                                t,
+                                Token::AnyRun | Token::AnyRest | Token::DirsStart | Token::DirsLoop
+                            )
+                        })
                 })
             }
         }
@@ -261,7 +300,8 @@ impl<'a> Automaton<'a> {
                 Token::AnyOne => (false, ch != '/'),
                 Token::AnyRun => (ch != '/', false),
                 // Docker compiles these to regexes whose `.` skips newlines.
-                Token::AnyDirs => (ch != '\n', ch == '/'),
+                Token::DirsStart => (false, false),
+                Token::DirsLoop => (ch != '\n', ch == '/'),
                 Token::AnyRest => (ch != '\n', false),
                 Token::Class { negated, ranges } => {
                     let inside = ranges
@@ -288,15 +328,21 @@ impl<'a> Automaton<'a> {
 }
 
 /// Marks positions reachable without consuming input: every `*`/`**` may match
-/// nothing.
+/// nothing. Marks only go forward, so one pass in order reaches chains of them.
 fn close(tokens: &[Token], active: &mut [bool]) {
     for (index, token) in tokens.iter().enumerate() {
-        let optional = matches!(token, Token::AnyRun | Token::AnyDirs | Token::AnyRest);
-        if optional
-            && active.get(index) == Some(&true)
-            && let Some(next) = active.get_mut(index + 1)
-        {
-            *next = true;
+        if active.get(index) != Some(&true) {
+            continue;
+        }
+        let reachable: &[usize] = match token {
+            Token::AnyRun | Token::AnyRest => &[1],
+            Token::DirsStart => &[1, 2],
+            _ => &[],
+        };
+        for step in reachable {
+            if let Some(slot) = active.get_mut(index + step) {
+                *slot = true;
+            }
         }
     }
 }
@@ -346,6 +392,10 @@ mod tests {
             ("abc/**", "abc"),
             ("**/.foo", "bar.foo"),
             ("**/*.txt", "dir/file.txt2"),
+            // `**/` only ever stands for whole directories.
+            ("**/foo*", "xfoo"),
+            ("**/foo*", "dir/xfoo"),
+            ("a/**/b*", "a/xb"),
         ];
         for (pattern, path) in no {
             assert!(
@@ -353,6 +403,16 @@ mod tests {
                 "{pattern:?} should not match {path:?}"
             );
         }
+    }
+
+    #[test]
+    fn any_wildcard_or_bracket_after_leading_double_star_disables_the_suffix_test() {
+        // `]` counts as pattern syntax for this decision, as in Docker.
+        assert!(matches("**a]", "x/a]"));
+        assert!(!matches("**a]", "xa]"));
+        assert!(matches("**a", "xa"));
+        assert!(matches("**/**", "a/b/c"));
+        assert!(matches("**/**", "a"));
     }
 
     #[test]
@@ -402,6 +462,31 @@ mod tests {
         assert!(!glob("*/keep").could_match_below("a/b/c/"));
         assert!(glob("**/keep").could_match_below("a/b/c/"));
         assert!(!glob("[b-z]/x").could_match_below("a/"));
+    }
+
+    #[test]
+    fn parent_matching_in_one_pass_agrees_with_matching_each_parent() {
+        let patterns = [
+            "a", "a/b", "a/b/c", "a**", "a/**", "**/b", "**b", "*", "*/b", "a/*", "[ab]/?",
+            "**/*.log", "a?/b*", "x",
+        ];
+        let paths = [
+            "a", "a/b", "a/b/c", "a/b/c/d", "ab/b", "ab/bc/x", "x/y.log", "b", "q/b/z",
+        ];
+        for pattern in patterns {
+            let glob = PathGlob::compile(pattern).unwrap_or_else(|e| panic!("{e}"));
+            for path in paths {
+                let slow = glob.matches(path)
+                    || path
+                        .match_indices('/')
+                        .any(|(slash, _)| glob.matches(&path[..slash]));
+                assert_eq!(
+                    glob.matches_path_or_parent(path),
+                    slow,
+                    "{pattern:?} on {path:?}"
+                );
+            }
+        }
     }
 
     #[test]

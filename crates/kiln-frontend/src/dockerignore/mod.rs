@@ -92,11 +92,7 @@ impl IgnorePattern {
 
     /// Whether the pattern matches `path` itself or one of its parent directories.
     fn matches_path_or_parent(&self, path: &str) -> bool {
-        self.glob.matches(path)
-            || path.match_indices('/').any(|(slash, _)| {
-                path.get(..slash)
-                    .is_some_and(|parent| self.glob.matches(parent))
-            })
+        self.glob.matches_path_or_parent(path)
     }
 }
 
@@ -154,7 +150,9 @@ impl IgnoreMatcher {
     }
 
     /// Whether `path` (relative to the context) is excluded from the build context.
-    /// The context root itself is never excluded.
+    /// The context root itself is never excluded. An excluded directory may still
+    /// contain re-included entries (`docs` then `!docs/README.md`), so a walker
+    /// descends into it unless [`IgnoreMatcher::can_skip_dir`] says otherwise.
     pub fn matches(&self, path: &str) -> bool {
         let Some(path) = normalise(path) else {
             return false;

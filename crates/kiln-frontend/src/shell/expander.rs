@@ -322,17 +322,12 @@ impl Expander<'_> {
                 };
                 self.modifier(name, colon, operator)
             }
-            other => {
-                let written = match (colon, other) {
-                    (true, Some(ch)) => format!(":{ch}"),
-                    (true, None) => ":".to_string(),
-                    (false, Some(ch)) => ch.to_string(),
-                    (false, None) => String::new(),
-                };
-                if other.is_none() {
-                    return Err("syntax error: missing '}'".into());
-                }
-                Err(format!("unsupported modifier ({written}) in substitution"))
+            None => Err("syntax error: missing '}'".into()),
+            Some(ch) => {
+                let colon = if colon { ":" } else { "" };
+                Err(format!(
+                    "unsupported modifier ({colon}{ch}) in substitution"
+                ))
             }
         }
     }

@@ -261,3 +261,21 @@ fn ordered_pairs_env_uses_last_definition() {
     ];
     assert_eq!(expand(BACKSLASH, "$car", &pairs), "bike");
 }
+
+/// Found by fuzzing (slow unit, 14 s before the size cap): each nested replace-all
+/// copies the inner result once per match, so output grows exponentially.
+#[test]
+fn nested_replace_all_is_capped_instead_of_exploding() {
+    let vars = env(&[("P", "a:b:c:d:e:f:g:h")]);
+    let depth = 12;
+    let text = format!("{}X{}", "${P//:/".repeat(depth), "}".repeat(depth));
+    let message = error(BACKSLASH, &text, &vars);
+    assert!(message.contains("larger than"), "{message}");
+    // A couple of levels are fine: 7 copies of 7 copies.
+    let two = "${P//:/${P//:/-}}";
+    let value = expand(BACKSLASH, two, &vars);
+    assert_eq!(
+        value.len(),
+        "a:b:c:d:e:f:g:h".len() - 7 + 7 * ("a-b-c-d-e-f-g-h".len())
+    );
+}

@@ -7,9 +7,9 @@ mod images;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use kiln_frontend::dockerfile::{Dockerfile, FrontendError, Platform, ResolveOptions};
+use kiln_frontend::dockerfile::{Dockerfile, FrontendError, Platform, ResolveOptions, ResolvedBuild, StageBase};
 use kiln_graph::Graph;
-use kiln_graph::lower::{LowerError, LowerRequest, LoweredStage, NamedContext, lower};
+use kiln_graph::lower::{ImageResolver, LowerError, LowerRequest, LoweredStage, NamedContext, lower};
 
 pub use images::StoreImages;
 
@@ -82,7 +82,13 @@ pub fn plan(graph: &mut Graph, images: &StoreImages, request: &BuildRequest) -> 
         image_env: HashMap::new(),
         all_stages: false,
     };
-    let build = df.resolve(&options)?;
+    let mut build = df.resolve(&options)?;
+    // Expansion sees base images' ENV (`ENV PATH=/x:$PATH`), known only once the images
+    // the first pass named are looked up: resolve again with it.
+    let image_env = base_image_env(images, &build, &request.named_contexts, &platform_text(&platform));
+    if !image_env.is_empty() {
+        build = df.resolve(&ResolveOptions { image_env, ..options })?;
+    }
     let (context_name, context_excludes) = match &request.context {
         Some(dir) => {
             let dockerfile = request.dockerfile_path.clone().unwrap_or_else(|| dir.join("Dockerfile"));
@@ -101,16 +107,12 @@ pub fn plan(graph: &mut Graph, images: &StoreImages, request: &BuildRequest) -> 
         }
         None => (String::new(), Vec::new()),
     };
-    let platform_text = match &platform.variant {
-        Some(v) => format!("{}/{}/{v}", platform.os, platform.arch),
-        None => format!("{}/{}", platform.os, platform.arch),
-    };
     let lower_request = LowerRequest {
         build: &build,
         build_args: &request.build_args,
         named_contexts: &request.named_contexts,
         resolver: images,
-        platform: platform_text,
+        platform: platform_text(&platform),
         context_name,
         context_excludes,
     };
@@ -119,6 +121,36 @@ pub fn plan(graph: &mut Graph, images: &StoreImages, request: &BuildRequest) -> 
         stage.image.config.labels.insert(key.clone(), value.clone());
     }
     Ok(stage)
+}
+
+fn platform_text(platform: &Platform) -> String {
+    match &platform.variant {
+        Some(v) => format!("{}/{}/{v}", platform.os, platform.arch),
+        None => format!("{}/{}", platform.os, platform.arch),
+    }
+}
+
+/// ENV of every image a stage starts from, by the reference as written.
+fn base_image_env(
+    images: &StoreImages,
+    build: &ResolvedBuild,
+    named_contexts: &BTreeMap<String, NamedContext>,
+    platform: &str,
+) -> HashMap<String, Vec<(String, String)>> {
+    let mut env = HashMap::new();
+    for stage in &build.stages {
+        let StageBase::Image(reference) = &stage.base else { continue };
+        let found = match named_contexts.get(reference) {
+            Some(NamedContext::Stage(stage)) => Some(stage.image.config.env_pairs()),
+            Some(NamedContext::Image(image)) => images.resolve_image(image, platform).ok().map(|i| i.image.config.env_pairs()),
+            Some(NamedContext::Local(_)) => None,
+            None => images.resolve_image(reference, platform).ok().map(|i| i.image.config.env_pairs()),
+        };
+        if let Some(pairs) = found {
+            env.insert(reference.clone(), pairs);
+        }
+    }
+    env
 }
 
 /// A lowering error shown like every other Dockerfile error: file:line and the line.

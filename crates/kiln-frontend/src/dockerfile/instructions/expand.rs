@@ -19,15 +19,28 @@ pub struct Expander<'a> {
 
 impl<'a> Expander<'a> {
     pub fn new(escape: char, env: &'a dyn Env) -> Self {
-        Self { lexer: Lexer::new(escape), env, used: BTreeSet::new(), unset: BTreeSet::new() }
+        Self {
+            lexer: Lexer::new(escape),
+            env,
+            used: BTreeSet::new(),
+            unset: BTreeSet::new(),
+        }
+    }
+
+    /// Text the lexer would return unchanged: no variable, quote or escape.
+    fn is_literal(&self, text: &str) -> bool {
+        !text.contains(['$', '\'', '"', self.lexer.escape])
     }
 
     /// Expands one word (quotes removed, no splitting).
     pub fn word(&mut self, text: &str) -> Result<String, InstrError> {
-        let out = self
-            .lexer
-            .expand_word(text, self.env)
-            .map_err(|e| InstrError::new(format!("failed to process {text:?}: {}", e.message)).at(text.to_string()))?;
+        if self.is_literal(text) {
+            return Ok(text.to_string());
+        }
+        let out = self.lexer.expand_word(text, self.env).map_err(|e| {
+            InstrError::new(format!("failed to process {text:?}: {}", e.message))
+                .at(text.to_string())
+        })?;
         self.used.extend(out.used);
         self.unset.extend(out.unset);
         Ok(out.value)
@@ -35,13 +48,30 @@ impl<'a> Expander<'a> {
 
     /// Expands and splits into words.
     pub fn words(&mut self, text: &str) -> Result<Vec<String>, InstrError> {
+        if self.is_literal(text) {
+            return Ok(text.split_whitespace().map(str::to_string).collect());
+        }
         let out = self
             .lexer
             .expand_words_tracked(text, self.env)
-            .map_err(|e| InstrError::new(format!("failed to process {text:?}: {}", e.message)).at(text.to_string()))?;
+            .map_err(|e| {
+                InstrError::new(format!("failed to process {text:?}: {}", e.message))
+                    .at(text.to_string())
+            })?;
         self.used.extend(out.used);
         self.unset.extend(out.unset);
         Ok(out.words)
+    }
+
+    /// Expands a heredoc body: variables only, quotes are ordinary text.
+    pub fn heredoc(&mut self, text: &str) -> Result<String, InstrError> {
+        let lexer = self.lexer.with_skip_quotes(true);
+        let out = lexer
+            .expand_word(text, self.env)
+            .map_err(|e| InstrError::new(format!("failed to expand heredoc: {}", e.message)))?;
+        self.used.extend(out.used);
+        self.unset.extend(out.unset);
+        Ok(out.value)
     }
 
     fn opt(&mut self, text: &Option<String>) -> Result<Option<String>, InstrError> {
@@ -52,7 +82,10 @@ impl<'a> Expander<'a> {
 /// Returns the instruction with its expandable values expanded and re-validated.
 /// `FROM` is expanded by the stage model (it uses the global scope), ARG defaults by the
 /// ARG logic; both are returned unchanged here.
-pub fn expand_instruction(instr: &Instruction, ex: &mut Expander<'_>) -> Result<Instruction, InstrError> {
+pub fn expand_instruction(
+    instr: &Instruction,
+    ex: &mut Expander<'_>,
+) -> Result<Instruction, InstrError> {
     let kind = match &instr.kind {
         InstructionKind::Run(run) => InstructionKind::Run(expand_run(run, ex)?),
         InstructionKind::Env(pairs) => InstructionKind::Env(expand_pairs(pairs, ex)?),
@@ -81,24 +114,48 @@ pub fn expand_instruction(instr: &Instruction, ex: &mut Expander<'_>) -> Result<
         }
         other => other.clone(),
     };
-    Ok(Instruction { kind, ..instr.clone() })
+    Ok(Instruction {
+        kind,
+        keyword: instr.keyword.clone(),
+        original: instr.original.clone(),
+        start_line: instr.start_line,
+        end_line: instr.end_line,
+        comments: instr.comments.clone(),
+    })
 }
 
 fn expand_pairs(pairs: &[KeyValue], ex: &mut Expander<'_>) -> Result<Vec<KeyValue>, InstrError> {
     pairs
         .iter()
-        .map(|kv| Ok(KeyValue { key: ex.word(&kv.key)?, value: ex.word(&kv.value)?, legacy: kv.legacy }))
+        .map(|kv| {
+            Ok(KeyValue {
+                key: ex.word(&kv.key)?,
+                value: ex.word(&kv.value)?,
+                legacy: kv.legacy,
+            })
+        })
         .collect()
 }
 
 fn expand_run(run: &RunInstr, ex: &mut Expander<'_>) -> Result<RunInstr, InstrError> {
     let mut mounts = Vec::with_capacity(run.mount_specs.len());
-    for spec in &run.mount_specs {
+    for (i, spec) in run.mount_specs.iter().enumerate() {
+        // Without variables the mount parsed with the instruction is already final.
+        if !spec.contains('$')
+            && let Some(parsed) = run.mounts.get(i)
+        {
+            mounts.push(parsed.clone());
+            continue;
+        }
         let mut expand = |v: &str| ex.word(v).map_err(|e| e.message);
-        let m = mount::parse_mount(spec, &mut expand).map_err(|e| InstrError::new(e).at(spec.clone()))?;
+        let m = mount::parse_mount(spec, &mut expand)
+            .map_err(|e| InstrError::new(e).at(spec.clone()))?;
         mounts.push(m);
     }
-    Ok(RunInstr { mounts, ..run.clone() })
+    Ok(RunInstr {
+        mounts,
+        ..run.clone()
+    })
 }
 
 fn expand_copy(c: &FileCopy, ex: &mut Expander<'_>) -> Result<FileCopy, InstrError> {
@@ -106,13 +163,19 @@ fn expand_copy(c: &FileCopy, ex: &mut Expander<'_>) -> Result<FileCopy, InstrErr
     for s in &c.sources {
         sources.push(match s {
             CopySource::Path(p) => CopySource::Path(ex.word(p)?),
+            CopySource::Heredoc(h) if h.expand => CopySource::Heredoc(InlineFile {
+                content: ex.heredoc(&h.content)?,
+                ..h.clone()
+            }),
             CopySource::Heredoc(h) => CopySource::Heredoc(h.clone()),
         });
     }
     let chmod = ex.opt(&c.chmod)?;
     let chmod_mode = chmod
         .as_deref()
-        .map(|m| parse_chmod(m).map_err(|e| InstrError::new(e).at(c.chmod.clone().unwrap_or_default())))
+        .map(|m| {
+            parse_chmod(m).map_err(|e| InstrError::new(e).at(c.chmod.clone().unwrap_or_default()))
+        })
         .transpose()?;
     let checksum = ex.opt(&c.checksum)?;
     if let Some(sum) = &checksum {

@@ -42,12 +42,15 @@ impl Flags {
                 let hint = if accepted.is_empty() {
                     format!("{instruction} takes no flags")
                 } else {
-                    let names: Vec<String> = accepted.iter().map(|(n, _)| format!("--{n}")).collect();
+                    let names: Vec<String> =
+                        accepted.iter().map(|(n, _)| format!("--{n}")).collect();
                     format!("{instruction} accepts {}", names.join(", "))
                 };
-                return Err(InstrError::new(format!("unknown flag --{name} for {instruction}"))
-                    .at(format!("--{name}"))
-                    .hint(hint));
+                return Err(
+                    InstrError::new(format!("unknown flag --{name} for {instruction}"))
+                        .at(format!("--{name}"))
+                        .hint(hint),
+                );
             };
             match kind {
                 FlagKind::Bool => {
@@ -73,12 +76,17 @@ impl Flags {
                     };
                     if kind == FlagKind::Text {
                         if flags.values.contains_key(key) {
-                            return Err(InstrError::new(format!("duplicate flag specified: {name}"))
-                                .at(word.clone()));
+                            return Err(InstrError::new(format!(
+                                "duplicate flag specified: {name}"
+                            ))
+                            .at(word.clone()));
                         }
                         flags.values.insert(key, FlagValue::Text(value.to_string()));
                     } else {
-                        let slot = flags.values.entry(key).or_insert_with(|| FlagValue::List(Vec::new()));
+                        let slot = flags
+                            .values
+                            .entry(key)
+                            .or_insert_with(|| FlagValue::List(Vec::new()));
                         if let FlagValue::List(list) = slot {
                             list.push(value.to_string());
                         }
@@ -120,8 +128,11 @@ impl Flags {
 mod tests {
     use super::*;
 
-    const COPY: &[(&str, FlagKind)] =
-        &[("from", FlagKind::Text), ("link", FlagKind::Bool), ("exclude", FlagKind::List)];
+    const COPY: &[(&str, FlagKind)] = &[
+        ("from", FlagKind::Text),
+        ("link", FlagKind::Bool),
+        ("exclude", FlagKind::List),
+    ];
 
     fn words(w: &[&str]) -> Vec<String> {
         w.iter().map(|s| s.to_string()).collect()
@@ -129,8 +140,12 @@ mod tests {
 
     #[test]
     fn parses_kinds() {
-        let f = Flags::parse("COPY", &words(&["--from=a", "--link", "--exclude=x", "--exclude=y"]), COPY)
-            .unwrap();
+        let f = Flags::parse(
+            "COPY",
+            &words(&["--from=a", "--link", "--exclude=x", "--exclude=y"]),
+            COPY,
+        )
+        .unwrap();
         assert_eq!(f.text("from").as_deref(), Some("a"));
         assert!(f.bool("link"));
         assert_eq!(f.list("exclude"), ["x", "y"]);
@@ -146,6 +161,12 @@ mod tests {
         assert!(Flags::parse("COPY", &words(&["--from=a", "--from=b"]), COPY).is_err());
         assert!(Flags::parse("COPY", &words(&["--from"]), COPY).is_err());
         assert!(Flags::parse("COPY", &words(&["--link=maybe"]), COPY).is_err());
-        assert!(Flags::parse("ENV", &words(&["--x"]), &[]).unwrap_err().hint.unwrap().contains("no flags"));
+        assert!(
+            Flags::parse("ENV", &words(&["--x"]), &[])
+                .unwrap_err()
+                .hint
+                .unwrap()
+                .contains("no flags")
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Typed Dockerfile instructions with validated flags.
 //!
-//! Values are kept as written (variables unexpanded); [`expand`] produces the expanded
-//! copy of an instruction once the variables in scope are known.
+//! Values are kept as written (variables unexpanded); `Dockerfile::resolve` produces the
+//! expanded copy of each instruction once the variables in scope are known.
 
 pub(crate) mod expand;
 pub(crate) mod flags;
@@ -39,7 +39,7 @@ impl Instruction {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "instruction", rename_all = "lowercase")]
+#[serde(tag = "instruction", content = "args", rename_all = "lowercase")]
 pub enum InstructionKind {
     From(FromInstr),
     Run(RunInstr),
@@ -129,7 +129,7 @@ pub struct RunInstr {
     pub command: CommandLine,
     /// Heredocs of the line; when the shell-form command is just `<<EOF`, the first one is
     /// the script itself.
-    pub heredocs: Vec<SerdeHeredoc>,
+    pub heredocs: Vec<InlineFile>,
     pub mounts: Vec<Mount>,
     /// The `--mount` values as written, re-parsed after expansion.
     pub mount_specs: Vec<String>,
@@ -137,18 +137,24 @@ pub struct RunInstr {
     pub security: SecurityMode,
 }
 
-/// A heredoc as carried by typed instructions (content already chomped for `<<-`).
+/// A heredoc body as typed instructions carry it: a file written inline (content
+/// already chomped for `<<-`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SerdeHeredoc {
+pub struct InlineFile {
     pub name: String,
     pub content: String,
     pub expand: bool,
     pub fd: Option<u32>,
 }
 
-impl From<&Heredoc> for SerdeHeredoc {
+impl From<&Heredoc> for InlineFile {
     fn from(h: &Heredoc) -> Self {
-        Self { name: h.name.clone(), content: h.chomped_content(), expand: h.expand, fd: h.fd }
+        Self {
+            name: h.name.clone(),
+            content: h.chomped_content(),
+            expand: h.expand,
+            fd: h.fd,
+        }
     }
 }
 
@@ -172,7 +178,7 @@ pub struct ArgDecl {
 #[serde(tag = "kind", content = "value", rename_all = "lowercase")]
 pub enum CopySource {
     Path(String),
-    Heredoc(SerdeHeredoc),
+    Heredoc(InlineFile),
 }
 
 /// COPY and ADD (ADD-only and COPY-only flags are rejected by the parser).
@@ -222,8 +228,24 @@ pub enum Healthcheck {
 
 /// All instruction keywords, for suggestions and casing checks.
 pub const KEYWORDS: &[&str] = &[
-    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
-    "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
 ];
 
 #[cfg(test)]

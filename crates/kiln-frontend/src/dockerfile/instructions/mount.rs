@@ -60,7 +60,10 @@ impl Mount {
     pub fn effective_id(&self) -> Option<String> {
         match self.kind {
             MountType::Secret => self.id.clone().or_else(|| self.source.clone()).or_else(|| {
-                self.target.as_deref().and_then(|t| t.rsplit('/').find(|s| !s.is_empty())).map(str::to_string)
+                self.target
+                    .as_deref()
+                    .and_then(|t| t.rsplit('/').find(|s| !s.is_empty()))
+                    .map(str::to_string)
             }),
             MountType::Ssh => Some(self.id.clone().unwrap_or_else(|| "default".into())),
             _ => self.id.clone(),
@@ -88,7 +91,11 @@ pub fn parse_mount(
                 "tmpfs" => MountType::Tmpfs,
                 "secret" => MountType::Secret,
                 "ssh" => MountType::Ssh,
-                _ => return Err(format!("unsupported mount type {value:?} (use bind, cache, tmpfs, secret or ssh)")),
+                _ => {
+                    return Err(format!(
+                        "unsupported mount type {value:?} (use bind, cache, tmpfs, secret or ssh)"
+                    ));
+                }
             };
         }
     }
@@ -115,18 +122,26 @@ pub fn parse_mount(
                 "readonly" | "ro" => read_only = Some(true),
                 "readwrite" | "rw" => read_only = Some(false),
                 "required" if secret_like => m.required = true,
-                "required" => return Err(format!("unexpected key 'required' for mount type '{}'", kind.as_str())),
+                "required" => {
+                    return Err(format!(
+                        "unexpected key 'required' for mount type '{}'",
+                        kind.as_str()
+                    ));
+                }
                 _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
             }
             continue;
         };
         let key = raw_key.to_ascii_lowercase();
         if key == "from" && raw_value.contains(['$', '{', '}']) {
-            return Err("'from' doesn't support variable expansion, define alias stage instead".into());
+            return Err(
+                "'from' doesn't support variable expansion, define alias stage instead".into(),
+            );
         }
         let value = expand(raw_value)?;
         let deferred = value.contains('$');
-        let bool_value = |v: &str| parse_go_bool(v).ok_or_else(|| format!("invalid value for {key}: {v}"));
+        let bool_value =
+            |v: &str| parse_go_bool(v).ok_or_else(|| format!("invalid value for {key}: {v}"));
         match key.as_str() {
             "type" => {}
             "from" => m.from = Some(value),
@@ -140,32 +155,67 @@ pub fn parse_mount(
             "required" if secret_like => m.required = bool_value(&value)?,
             "size" if kind == MountType::Tmpfs => m.size = Some(parse_ram_size(&value)?),
             "required" | "size" => {
-                return Err(format!("unexpected key '{key}' for mount type '{}'", kind.as_str()));
+                return Err(format!(
+                    "unexpected key '{key}' for mount type '{}'",
+                    kind.as_str()
+                ));
             }
             "sharing" => {
                 if kind != MountType::Cache {
-                    return Err(format!("invalid cache sharing set for {} mount", kind.as_str()));
+                    return Err(format!(
+                        "invalid cache sharing set for {} mount",
+                        kind.as_str()
+                    ));
                 }
                 m.sharing = match value.to_ascii_lowercase().as_str() {
                     "shared" => CacheSharing::Shared,
                     "private" => CacheSharing::Private,
                     "locked" => CacheSharing::Locked,
-                    _ => return Err(format!("unsupported sharing value {value:?} (use shared, private or locked)")),
+                    _ => {
+                        return Err(format!(
+                            "unsupported sharing value {value:?} (use shared, private or locked)"
+                        ));
+                    }
                 };
             }
             "mode" => {
-                m.mode = Some(u32::from_str_radix(&value, 8).map_err(|_| format!("invalid value {value} for mode (expected octal, e.g. 0700)"))?);
+                m.mode = Some(u32::from_str_radix(&value, 8).map_err(|_| {
+                    format!("invalid value {value} for mode (expected octal, e.g. 0700)")
+                })?);
             }
-            "uid" => m.uid = Some(value.parse().map_err(|_| format!("invalid value {value} for uid"))?),
-            "gid" => m.gid = Some(value.parse().map_err(|_| format!("invalid value {value} for gid"))?),
-            _ => return Err(format!("unexpected key '{raw_key}' in '{field}' (known keys: {ALL_KEYS})")),
+            "uid" => {
+                m.uid = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("invalid value {value} for uid"))?,
+                )
+            }
+            "gid" => {
+                m.gid = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("invalid value {value} for gid"))?,
+                )
+            }
+            _ => {
+                return Err(format!(
+                    "unexpected key '{raw_key}' in '{field}' (known keys: {ALL_KEYS})"
+                ));
+            }
         }
     }
     let file_info_allowed = matches!(kind, MountType::Secret | MountType::Ssh | MountType::Cache);
     if !file_info_allowed {
-        for (name, set) in [("mode", m.mode.is_some()), ("uid", m.uid.is_some()), ("gid", m.gid.is_some())] {
+        for (name, set) in [
+            ("mode", m.mode.is_some()),
+            ("uid", m.uid.is_some()),
+            ("gid", m.gid.is_some()),
+        ] {
             if set {
-                return Err(format!("{name} not allowed for \"{}\" type mounts", kind.as_str()));
+                return Err(format!(
+                    "{name} not allowed for \"{}\" type mounts",
+                    kind.as_str()
+                ));
             }
         }
     }
@@ -184,7 +234,10 @@ pub fn parse_mount(
         }
         MountType::Ssh => {}
         _ if m.target.is_none() => {
-            return Err(format!("mount type {} requires a target (target=/path)", kind.as_str()));
+            return Err(format!(
+                "mount type {} requires a target (target=/path)",
+                kind.as_str()
+            ));
         }
         _ => {}
     }
@@ -211,7 +264,10 @@ fn parse_ram_size(v: &str) -> Result<u64, String> {
         Some('t') => (&trimmed[..trimmed.len() - 1], 1 << 40),
         _ => (trimmed, 1),
     };
-    let n: f64 = num.trim().parse().map_err(|_| format!("invalid size: {v:?} (e.g. 64m, 1g)"))?;
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid size: {v:?} (e.g. 64m, 1g)"))?;
     if n < 0.0 {
         return Err(format!("invalid size: {v:?}"));
     }
@@ -256,7 +312,10 @@ mod tests {
         let m = parse("type=cache,target=/root/.cache,id=go,sharing=locked,mode=0700,uid=1000,gid=1000,from=base,source=/c").unwrap();
         assert_eq!(m.kind, MountType::Cache);
         assert_eq!(m.target.as_deref(), Some("/root/.cache"));
-        assert_eq!((m.sharing, m.mode, m.uid, m.gid), (CacheSharing::Locked, Some(0o700), Some(1000), Some(1000)));
+        assert_eq!(
+            (m.sharing, m.mode, m.uid, m.gid),
+            (CacheSharing::Locked, Some(0o700), Some(1000), Some(1000))
+        );
         assert!(!m.read_only);
     }
 
@@ -266,7 +325,11 @@ mod tests {
         assert_eq!(m.kind, MountType::Bind);
         assert!(m.read_only);
         assert!(!parse("type=bind,target=/x,rw").unwrap().read_only);
-        assert!(parse("type=bind,target=/x,readwrite=false").unwrap().read_only);
+        assert!(
+            parse("type=bind,target=/x,readwrite=false")
+                .unwrap()
+                .read_only
+        );
     }
 
     #[test]
@@ -276,9 +339,18 @@ mod tests {
         assert_eq!(m.effective_id().as_deref(), Some("npmrc"));
         let m = parse("type=secret,target=/run/secrets/token").unwrap();
         assert_eq!(m.effective_id().as_deref(), Some("token"));
-        assert_eq!(parse("type=secret,id=t,env=TOKEN").unwrap().env.as_deref(), Some("TOKEN"));
-        assert_eq!(parse("type=ssh").unwrap().effective_id().as_deref(), Some("default"));
-        assert_eq!(parse("type=tmpfs,target=/t,size=64m").unwrap().size, Some(64 << 20));
+        assert_eq!(
+            parse("type=secret,id=t,env=TOKEN").unwrap().env.as_deref(),
+            Some("TOKEN")
+        );
+        assert_eq!(
+            parse("type=ssh").unwrap().effective_id().as_deref(),
+            Some("default")
+        );
+        assert_eq!(
+            parse("type=tmpfs,target=/t,size=64m").unwrap().size,
+            Some(64 << 20)
+        );
     }
 
     #[test]
@@ -305,12 +377,21 @@ mod tests {
 
     #[test]
     fn values_are_expanded_before_validation() {
-        let m = parse_mount("type=cache,target=$DIR,id=${ID}", &mut |v| Ok(v.replace("$DIR", "/c").replace("${ID}", "x"))).unwrap();
-        assert_eq!((m.target.as_deref(), m.id.as_deref()), (Some("/c"), Some("x")));
+        let m = parse_mount("type=cache,target=$DIR,id=${ID}", &mut |v| {
+            Ok(v.replace("$DIR", "/c").replace("${ID}", "x"))
+        })
+        .unwrap();
+        assert_eq!(
+            (m.target.as_deref(), m.id.as_deref()),
+            (Some("/c"), Some("x"))
+        );
     }
 
     #[test]
     fn csv_quotes_protect_commas() {
-        assert_eq!(csv_fields(r#"type=bind,"target=/a,b",ro"#).unwrap(), ["type=bind", "target=/a,b", "ro"]);
+        assert_eq!(
+            csv_fields(r#"type=bind,"target=/a,b",ro"#).unwrap(),
+            ["type=bind", "target=/a,b", "ro"]
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! Raw AST node → typed instruction, with BuildKit's argument and flag rules.
 
 use super::flags::{FlagKind, Flags};
-use super::values::{parse_chmod, parse_go_duration, parse_port, validate_checksum, validate_signal};
+use super::values::{
+    parse_chmod, parse_go_duration, parse_port, validate_checksum, validate_signal,
+};
 use super::*;
 use crate::dockerfile::error::InstrError;
 use crate::dockerfile::parser::Node;
@@ -34,7 +36,20 @@ const HEALTH_FLAGS: &[(&str, FlagKind)] = &[
     ("retries", Text),
 ];
 
-pub(crate) fn from_node(node: &Node) -> Result<Instruction, InstrError> {
+/// Types one node; it is consumed so its text moves into the instruction.
+pub(crate) fn from_node(node: Node) -> Result<Instruction, InstrError> {
+    let kind = typed_kind(&node)?;
+    Ok(Instruction {
+        kind,
+        keyword: node.keyword,
+        original: node.original,
+        start_line: node.start_line,
+        end_line: node.end_line,
+        comments: node.comments,
+    })
+}
+
+fn typed_kind(node: &Node) -> Result<InstructionKind, InstrError> {
     let command = node.command();
     let upper = command.to_ascii_uppercase();
     let no_flags = || Flags::parse(&upper, &node.flags, &[]);
@@ -53,7 +68,11 @@ pub(crate) fn from_node(node: &Node) -> Result<Instruction, InstrError> {
         "label" | "env" => {
             no_flags()?;
             let pairs = key_values(node, &upper)?;
-            if command == "env" { InstructionKind::Env(pairs) } else { InstructionKind::Label(pairs) }
+            if command == "env" {
+                InstructionKind::Env(pairs)
+            } else {
+                InstructionKind::Label(pairs)
+            }
         }
         "maintainer" => {
             no_flags()?;
@@ -77,7 +96,9 @@ pub(crate) fn from_node(node: &Node) -> Result<Instruction, InstrError> {
                 return Err(at_least_one(&upper));
             }
             if args.iter().any(|v| v.trim().is_empty()) {
-                return Err(InstrError::new("VOLUME specified can not be an empty string"));
+                return Err(InstrError::new(
+                    "VOLUME specified can not be an empty string",
+                ));
             }
             InstructionKind::Volume(args.clone())
         }
@@ -102,7 +123,9 @@ pub(crate) fn from_node(node: &Node) -> Result<Instruction, InstrError> {
             let signal = exactly_one(node, &upper)?;
             if !signal.contains('$') {
                 validate_signal(&signal).map_err(|e| {
-                    InstrError::new(e).at(signal.clone()).hint("use a name like SIGTERM or a number like 15")
+                    InstrError::new(e)
+                        .at(signal.clone())
+                        .hint("use a name like SIGTERM or a number like 15")
                 })?;
             }
             InstructionKind::StopSignal(signal)
@@ -111,8 +134,10 @@ pub(crate) fn from_node(node: &Node) -> Result<Instruction, InstrError> {
         "shell" => {
             no_flags()?;
             if !node.json {
-                return Err(InstrError::new("SHELL requires the arguments to be in JSON form")
-                    .hint(r#"write it as SHELL ["executable", "parameters"]"#));
+                return Err(
+                    InstrError::new("SHELL requires the arguments to be in JSON form")
+                        .hint(r#"write it as SHELL ["executable", "parameters"]"#),
+                );
             }
             if args.is_empty() {
                 return Err(at_least_one(&upper));
@@ -120,21 +145,15 @@ pub(crate) fn from_node(node: &Node) -> Result<Instruction, InstrError> {
             InstructionKind::Shell(args.clone())
         }
         _ => {
-            let mut err = InstrError::new(format!("unknown instruction: {}", node.keyword)).at(node.keyword.clone());
+            let mut err = InstrError::new(format!("unknown instruction: {}", node.keyword))
+                .at(node.keyword.clone());
             if let Some(s) = suggest(&upper) {
                 err = err.hint(format!("did you mean {s}?"));
             }
             return Err(err);
         }
     };
-    Ok(Instruction {
-        kind,
-        keyword: node.keyword.clone(),
-        original: node.original.clone(),
-        start_line: node.start_line,
-        end_line: node.end_line,
-        comments: node.comments.clone(),
-    })
+    Ok(kind)
 }
 
 fn at_least_one(cmd: &str) -> InstrError {
@@ -144,7 +163,9 @@ fn at_least_one(cmd: &str) -> InstrError {
 fn exactly_one(node: &Node, cmd: &str) -> Result<String, InstrError> {
     match node.args.as_slice() {
         [one] => Ok(one.clone()),
-        _ => Err(InstrError::new(format!("{cmd} requires exactly one argument"))),
+        _ => Err(InstrError::new(format!(
+            "{cmd} requires exactly one argument"
+        ))),
     }
 }
 
@@ -161,8 +182,10 @@ fn parse_from(node: &Node) -> Result<FromInstr, InstrError> {
     let args = &node.args;
     let valid_shape = args.len() == 1 || (args.len() == 3 && args[1].eq_ignore_ascii_case("as"));
     if !valid_shape {
-        return Err(InstrError::new("FROM requires either one or three arguments")
-            .hint("write FROM <image> or FROM <image> AS <name>"));
+        return Err(
+            InstrError::new("FROM requires either one or three arguments")
+                .hint("write FROM <image> or FROM <image> AS <name>"),
+        );
     }
     let (stage_name, as_written, as_keyword) = match args.as_slice() {
         [_, as_kw, name] => {
@@ -190,7 +213,8 @@ fn parse_from(node: &Node) -> Result<FromInstr, InstrError> {
 pub(crate) fn valid_stage_name(lower: &str) -> bool {
     let mut chars = lower.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
 }
 
 fn parse_run(node: &Node) -> Result<RunInstr, InstrError> {
@@ -210,23 +234,27 @@ fn parse_run(node: &Node) -> Result<RunInstr, InstrError> {
         Some("none") => NetworkMode::None,
         Some("host") => NetworkMode::Host,
         Some(other) => {
-            return Err(InstrError::new(format!("unsupported network mode {other:?}"))
-                .at(format!("--network={other}"))
-                .hint("use --network=default, none or host"));
+            return Err(
+                InstrError::new(format!("unsupported network mode {other:?}"))
+                    .at(format!("--network={other}"))
+                    .hint("use --network=default, none or host"),
+            );
         }
     };
     let security = match flags.text("security").as_deref() {
         None | Some("sandbox") => SecurityMode::Sandbox,
         Some("insecure") => SecurityMode::Insecure,
         Some(other) => {
-            return Err(InstrError::new(format!("unsupported security mode {other:?}"))
-                .at(format!("--security={other}"))
-                .hint("use --security=sandbox or insecure"));
+            return Err(
+                InstrError::new(format!("unsupported security mode {other:?}"))
+                    .at(format!("--security={other}"))
+                    .hint("use --security=sandbox or insecure"),
+            );
         }
     };
     Ok(RunInstr {
         command: command_line(node),
-        heredocs: node.heredocs.iter().map(SerdeHeredoc::from).collect(),
+        heredocs: node.heredocs.iter().map(InlineFile::from).collect(),
         mounts,
         mount_specs,
         network,
@@ -241,17 +269,29 @@ fn key_values(node: &Node, cmd: &str) -> Result<Vec<KeyValue>, InstrError> {
     let mut out = Vec::new();
     for triple in node.args.chunks(3) {
         let [key, value, sep] = triple else {
-            return Err(InstrError::new(format!("Bad input to {cmd}, too many arguments")));
+            return Err(InstrError::new(format!(
+                "Bad input to {cmd}, too many arguments"
+            )));
         };
         if key.is_empty() {
-            return Err(InstrError::new(format!("{cmd} names can not be blank")).at(format!("={value}")));
+            return Err(
+                InstrError::new(format!("{cmd} names can not be blank")).at(format!("={value}"))
+            );
         }
-        out.push(KeyValue { key: key.clone(), value: value.clone(), legacy: sep.is_empty() });
+        out.push(KeyValue {
+            key: key.clone(),
+            value: value.clone(),
+            legacy: sep.is_empty(),
+        });
     }
     Ok(out)
 }
 
-fn parse_file_copy(node: &Node, cmd: &str, accepted: &[(&'static str, FlagKind)]) -> Result<FileCopy, InstrError> {
+fn parse_file_copy(
+    node: &Node,
+    cmd: &str,
+    accepted: &[(&'static str, FlagKind)],
+) -> Result<FileCopy, InstrError> {
     let flags = Flags::parse(cmd, &node.flags, accepted)?;
     let Some((dest, sources)) = node.args.split_last().filter(|(_, s)| !s.is_empty()) else {
         return Err(InstrError::new(format!(
@@ -260,13 +300,20 @@ fn parse_file_copy(node: &Node, cmd: &str, accepted: &[(&'static str, FlagKind)]
         .hint(format!("write {cmd} <src>... <dest>")));
     };
     if super::super::parser::heredoc_opener(dest).is_some() {
-        return Err(InstrError::new(format!("{cmd} cannot accept a heredoc as a destination")).at(dest.clone()));
+        return Err(
+            InstrError::new(format!("{cmd} cannot accept a heredoc as a destination"))
+                .at(dest.clone()),
+        );
     }
     let mut typed_sources = Vec::with_capacity(sources.len());
     for src in sources {
-        let doc = if node.json { None } else { super::super::parser::heredoc_opener(src) };
+        let doc = if node.json {
+            None
+        } else {
+            super::super::parser::heredoc_opener(src)
+        };
         match doc.and_then(|d| node.heredocs.iter().find(|h| h.name == d.name)) {
-            Some(h) => typed_sources.push(CopySource::Heredoc(SerdeHeredoc::from(h))),
+            Some(h) => typed_sources.push(CopySource::Heredoc(InlineFile::from(h))),
             None => typed_sources.push(CopySource::Path(src.clone())),
         }
     }
@@ -312,7 +359,11 @@ fn parse_arg(node: &Node) -> Result<Vec<ArgDecl>, InstrError> {
             return Err(InstrError::new("ARG names can not be blank").at(word.clone()));
         }
         let description = comment_for(&node.comments, &name);
-        out.push(ArgDecl { name, default, description });
+        out.push(ArgDecl {
+            name,
+            default,
+            description,
+        });
     }
     Ok(out)
 }
@@ -336,19 +387,32 @@ fn parse_onbuild(node: &Node) -> Result<Onbuild, InstrError> {
     let trigger = inner.keyword.to_ascii_uppercase();
     match trigger.as_str() {
         "ONBUILD" => {
-            return Err(InstrError::new("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed").at(inner.keyword.clone()));
+            return Err(
+                InstrError::new("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+                    .at(inner.keyword.clone()),
+            );
         }
         "MAINTAINER" | "FROM" => {
-            return Err(InstrError::new(format!("{trigger} isn't allowed as an ONBUILD trigger")).at(inner.keyword.clone()));
+            return Err(
+                InstrError::new(format!("{trigger} isn't allowed as an ONBUILD trigger"))
+                    .at(inner.keyword.clone()),
+            );
         }
         _ => {}
     }
-    let mut typed = from_node(inner)?;
+    let mut typed = from_node(inner.clone())?;
     typed.start_line = node.start_line;
     typed.end_line = node.end_line;
     let trimmed = node.original.trim_start();
-    let expression = trimmed.get(node.keyword.len()..).unwrap_or_default().trim_start().to_string();
-    Ok(Onbuild { expression, trigger: Box::new(typed) })
+    let expression = trimmed
+        .get(node.keyword.len()..)
+        .unwrap_or_default()
+        .trim_start()
+        .to_string();
+    Ok(Onbuild {
+        expression,
+        trigger: Box::new(typed),
+    })
 }
 
 fn parse_healthcheck(node: &Node) -> Result<Healthcheck, InstrError> {
@@ -365,7 +429,10 @@ fn parse_healthcheck(node: &Node) -> Result<Healthcheck, InstrError> {
     }
     let flags = Flags::parse("HEALTHCHECK", &node.flags, HEALTH_FLAGS)?;
     if kind != "CMD" {
-        return Err(InstrError::new(format!("Unknown type {kind:?} in HEALTHCHECK (try CMD)")).at(node.args[0].clone()));
+        return Err(
+            InstrError::new(format!("Unknown type {kind:?} in HEALTHCHECK (try CMD)"))
+                .at(node.args[0].clone()),
+        );
     }
     let test = if node.json {
         CommandLine::Exec(rest.to_vec())
@@ -380,13 +447,19 @@ fn parse_healthcheck(node: &Node) -> Result<Healthcheck, InstrError> {
         return Err(InstrError::new("missing command after HEALTHCHECK CMD"));
     }
     let duration = |name: &str| -> Result<Option<std::time::Duration>, InstrError> {
-        let Some(v) = flags.text(name) else { return Ok(None) };
-        let d = parse_go_duration(&v).map_err(|e| InstrError::new(e).at(format!("--{name}={v}")))?;
+        let Some(v) = flags.text(name) else {
+            return Ok(None);
+        };
+        let d =
+            parse_go_duration(&v).map_err(|e| InstrError::new(e).at(format!("--{name}={v}")))?;
         if d.is_zero() {
             return Ok(None);
         }
         if d < std::time::Duration::from_millis(1) {
-            return Err(InstrError::new(format!("Interval \"{name}\" cannot be less than 1ms")).at(format!("--{name}={v}")));
+            return Err(
+                InstrError::new(format!("Interval \"{name}\" cannot be less than 1ms"))
+                    .at(format!("--{name}={v}")),
+            );
         }
         Ok(Some(d))
     };
@@ -394,10 +467,16 @@ fn parse_healthcheck(node: &Node) -> Result<Healthcheck, InstrError> {
         None => None,
         Some(v) => {
             let n: i64 = v.parse().map_err(|_| {
-                InstrError::new(format!("invalid --retries value {v:?}: expected a whole number")).at(format!("--retries={v}"))
+                InstrError::new(format!(
+                    "invalid --retries value {v:?}: expected a whole number"
+                ))
+                .at(format!("--retries={v}"))
             })?;
             if n < 0 {
-                return Err(InstrError::new(format!("--retries cannot be negative ({n})")).at(format!("--retries={v}")));
+                return Err(
+                    InstrError::new(format!("--retries cannot be negative ({n})"))
+                        .at(format!("--retries={v}")),
+                );
             }
             u32::try_from(n).ok().filter(|n| *n > 0)
         }

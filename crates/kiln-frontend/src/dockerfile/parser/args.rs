@@ -10,10 +10,23 @@ fn is_blank(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\u{b}' | '\u{c}' | '\r')
 }
 
+/// ONBUILD nesting kept in the AST; deeper chains (only ever an error later) are
+/// rejected here so that hostile input cannot exhaust the stack.
+const MAX_ONBUILD_DEPTH: usize = 8;
+
 pub(super) fn node_from_line(
     line: &str,
     escape: char,
     comments: Vec<String>,
+) -> Result<Node, LineError> {
+    nested_node_from_line(line, escape, comments, 0)
+}
+
+fn nested_node_from_line(
+    line: &str,
+    escape: char,
+    comments: Vec<String>,
+    depth: usize,
 ) -> Result<Node, LineError> {
     let trimmed = line.trim();
     let (keyword, rest) = match trimmed.find(is_blank) {
@@ -45,10 +58,8 @@ pub(super) fn node_from_line(
         "arg" => node.args = words(rest, escape),
         "env" | "label" => node.args = name_values(rest, &command, escape)?,
         "expose" | "from" => node.args = split_blanks(rest),
-        "maintainer" | "stopsignal" | "user" | "workdir" => {
-            if !rest.is_empty() {
-                node.args.push(rest.to_string());
-            }
+        "maintainer" | "stopsignal" | "user" | "workdir" if !rest.is_empty() => {
+            node.args.push(rest.to_string());
         }
         "healthcheck" => {
             let kind_len = rest.find(char::is_whitespace).unwrap_or(rest.len());
@@ -58,10 +69,15 @@ pub(super) fn node_from_line(
                 node.json = maybe_json_list(cmd.trim_start(), &mut node.args, false)?;
             }
         }
-        "onbuild" => {
-            if !rest.is_empty() {
-                node.onbuild = Some(Box::new(node_from_line(rest, escape, Vec::new())?));
+        "onbuild" if !rest.is_empty() => {
+            if depth >= MAX_ONBUILD_DEPTH {
+                return Err((
+                    "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".to_string(),
+                    Some(keyword.to_string()),
+                ));
             }
+            let inner = nested_node_from_line(rest, escape, Vec::new(), depth + 1)?;
+            node.onbuild = Some(Box::new(inner));
         }
         // Unknown keywords parse with no arguments; instruction typing rejects them.
         _ => {}
@@ -216,7 +232,10 @@ fn name_values(rest: &str, command: &str, escape: char) -> Result<Vec<String>, L
 }
 
 fn split_blanks(rest: &str) -> Vec<String> {
-    rest.split(is_blank).filter(|w| !w.is_empty()).map(str::to_string).collect()
+    rest.split(is_blank)
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Exec form when `rest` is a JSON array of strings; a JSON array holding anything else
@@ -256,17 +275,35 @@ mod tests {
 
     #[test]
     fn flags_stop_at_first_plain_word_and_at_double_dash() {
-        assert_eq!(extract_flags("--a=1 --b x y"), ("x y", vec!["--a=1".into(), "--b".into()]));
+        assert_eq!(
+            extract_flags("--a=1 --b x y"),
+            ("x y", vec!["--a=1".into(), "--b".into()])
+        );
         assert_eq!(extract_flags("--a -- --b"), (" --b", vec!["--a".into()]));
-        assert_eq!(extract_flags("--m=\"a b\" c"), ("c", vec!["--m=a b".into()]));
+        assert_eq!(
+            extract_flags("--m=\"a b\" c"),
+            ("c", vec!["--m=a b".into()])
+        );
         assert_eq!(extract_flags("--x"), ("", vec!["--x".into()]));
     }
 
     #[test]
     fn words_keep_quotes_and_escapes() {
-        assert_eq!(words(r#"abc="123 456" def"#, '\\'), vec![r#"abc="123 456""#, "def"]);
+        assert_eq!(
+            words(r#"abc="123 456" def"#, '\\'),
+            vec![r#"abc="123 456""#, "def"]
+        );
         assert_eq!(words(r"a\ b c", '\\'), vec![r"a\ b", "c"]);
         assert_eq!(words(r"a` b c", '`'), vec![r"a` b", "c"]);
+    }
+
+    #[test]
+    fn long_onbuild_chains_are_rejected_not_recursed_into() {
+        let line = "ONBUILD ".repeat(100_000) + "RUN x";
+        let err = node_from_line(&line, '\\', Vec::new()).unwrap_err();
+        assert!(err.0.contains("Chaining ONBUILD"));
+        let two = node_from_line("ONBUILD ONBUILD RUN x", '\\', Vec::new()).unwrap();
+        assert_eq!(two.dump(), r#"onbuild (onbuild (run "x"))"#);
     }
 
     #[test]
@@ -274,7 +311,10 @@ mod tests {
         let mut out = Vec::new();
         assert!(maybe_json_list(r#"[ "echo", [ "x" ] ]"#, &mut out, false).is_err());
         let mut out = Vec::new();
-        assert_eq!(maybe_json_list(r#"["echo", "x"#, &mut out, false), Ok(false));
+        assert_eq!(
+            maybe_json_list(r#"["echo", "x"#, &mut out, false),
+            Ok(false)
+        );
         assert_eq!(out, vec![r#"["echo", "x"#]);
     }
 }

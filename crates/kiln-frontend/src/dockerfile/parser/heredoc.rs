@@ -24,7 +24,10 @@ impl Heredoc {
         if !self.chomp {
             return self.content.clone();
         }
-        self.content.split_inclusive('\n').map(|l| l.trim_start_matches('\t')).collect()
+        self.content
+            .split_inclusive('\n')
+            .map(|l| l.trim_start_matches('\t'))
+            .collect()
     }
 }
 
@@ -34,12 +37,17 @@ pub(super) fn allowed(node: &Node) -> bool {
 
 /// Finds the heredoc openers among the words of an instruction line, in order.
 pub(super) fn from_line(line: &str) -> Result<Vec<Heredoc>, String> {
-    Ok(raw_words(line).iter().filter_map(|w| parse_opener(w)).collect())
+    Ok(raw_words(line)
+        .iter()
+        .filter_map(|w| parse_opener(w))
+        .collect())
 }
 
 /// Parses `[fd]<<[-]delimiter` (the word keeps its quotes).
 pub fn parse_opener(word: &str) -> Option<Heredoc> {
-    let digits = word.find(|c: char| !c.is_ascii_digit()).unwrap_or(word.len());
+    let digits = word
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(word.len());
     let (fd, rest) = word.split_at(digits);
     let rest = rest.strip_prefix("<<")?;
     let (chomp, rest) = match rest.strip_prefix('-') {
@@ -82,10 +90,11 @@ fn raw_words(line: &str) -> Vec<String> {
             _ => {}
         }
         word.push(c);
-        if c == '\\' && quote != Some('\'') {
-            if let Some(next) = chars.next() {
-                word.push(next);
-            }
+        if c == '\\'
+            && quote != Some('\'')
+            && let Some(next) = chars.next()
+        {
+            word.push(next);
         }
     }
     if !word.is_empty() {
@@ -122,7 +131,10 @@ mod tests {
     #[test]
     fn openers_with_quotes_chomp_and_fd() {
         let h = parse_opener("<<EOF").unwrap();
-        assert_eq!((h.name.as_str(), h.expand, h.chomp, h.fd), ("EOF", true, false, None));
+        assert_eq!(
+            (h.name.as_str(), h.expand, h.chomp, h.fd),
+            ("EOF", true, false, None)
+        );
         let h = parse_opener("<<-'END'").unwrap();
         assert_eq!((h.name.as_str(), h.expand, h.chomp), ("END", false, true));
         let h = parse_opener("3<<\"X\"").unwrap();

@@ -82,7 +82,12 @@ pub struct ParseError {
 
 impl ParseError {
     fn new(start_line: usize, end_line: usize, message: impl Into<String>) -> Self {
-        Self { start_line, end_line, message: message.into(), needle: None }
+        Self {
+            start_line,
+            end_line,
+            message: message.into(),
+            needle: None,
+        }
     }
 }
 
@@ -101,18 +106,23 @@ pub fn parse(src: &str) -> Result<Ast, ParseError> {
         let trimmed = trim_newline(raw).trim_start();
         let is_comment = trimmed.starts_with('#');
         if is_comment {
-            let text = trimmed.trim_start_matches('#').trim();
+            // As BuildKit: drop the line's first character (the `#` unless indented).
+            let unindented = trim_newline(raw);
+            let first_len = unindented.chars().next().map_or(0, char::len_utf8);
+            let text = unindented.get(first_len..).unwrap_or_default().trim();
             if text.is_empty() {
                 comments.clear();
             } else {
                 comments.push(text.to_string());
             }
         }
-        if let Some(new_escape) = directives
+        let is_directive = directives
             .observe(trimmed, line_no)
-            .map_err(|message| ParseError::new(line_no, line_no, message))?
-        {
-            escape = new_escape;
+            .map_err(|message| ParseError::new(line_no, line_no, message))?;
+        if is_directive {
+            // Directives are not descriptions of the instruction that follows.
+            comments.pop();
+            escape = directives.escape_char();
         }
         let first = if is_comment { "" } else { trimmed };
         let start_line = line_no;
@@ -145,11 +155,12 @@ pub fn parse(src: &str) -> Result<Ast, ParseError> {
             });
         }
         let end_line = lines.line_no;
-        let mut node = args::node_from_line(&line, escape, std::mem::take(&mut comments))
-            .map_err(|(message, needle)| ParseError {
+        let mut node = args::node_from_line(&line, escape, std::mem::take(&mut comments)).map_err(
+            |(message, needle)| ParseError {
                 needle,
                 ..ParseError::new(start_line, end_line, message)
-            })?;
+            },
+        )?;
         node.start_line = start_line;
         if heredoc::allowed(&node) && line.contains("<<") {
             let found = heredoc::from_line(&line)
@@ -158,8 +169,11 @@ pub fn parse(src: &str) -> Result<Ast, ParseError> {
                 let mut terminated = false;
                 while let Some(raw) = lines.next_line() {
                     let candidate = trim_newline(raw);
-                    let candidate =
-                        if doc.chomp { candidate.trim_start_matches('\t') } else { candidate };
+                    let candidate = if doc.chomp {
+                        candidate.trim_start_matches('\t')
+                    } else {
+                        candidate
+                    };
                     if candidate == doc.name {
                         terminated = true;
                         break;
@@ -189,7 +203,12 @@ pub fn parse(src: &str) -> Result<Ast, ParseError> {
             "file with no instructions",
         ));
     }
-    Ok(Ast { directives, escape, nodes, warnings })
+    Ok(Ast {
+        directives,
+        escape,
+        nodes,
+        warnings,
+    })
 }
 
 /// Splits text into lines that keep their `\n`, counting them.
@@ -200,7 +219,10 @@ struct LineReader<'a> {
 
 impl<'a> LineReader<'a> {
     fn new(src: &'a str) -> Self {
-        Self { rest: src, line_no: 0 }
+        Self {
+            rest: src,
+            line_no: 0,
+        }
     }
 
     fn next_line(&mut self) -> Option<&'a str> {

@@ -78,3 +78,12 @@ fn bom_is_ignored_and_crlf_lines_work() {
     let ast = parse("\u{feff}FROM a\r\nRUN b \\\r\n c\r\n").unwrap();
     assert_eq!(ast.nodes[1].dump(), r#"run "b  c""#);
 }
+
+#[test]
+fn directives_are_not_kept_as_comments() {
+    let ast =
+        parse("# syntax=docker/dockerfile:1\n# check=skip=all\n# base the base\nFROM a AS base\n")
+            .unwrap();
+    assert_eq!(ast.nodes[0].comments, vec!["base the base"]);
+    assert_eq!(ast.directives.check.as_ref().map(|d| d.line), Some(2));
+}

@@ -21,7 +21,11 @@ impl Default for Platform {
             other => other,
         };
         let variant = (arch == "arm64").then(|| "v8".to_string());
-        Platform { os: "linux".into(), arch: arch.into(), variant }
+        Platform {
+            os: "linux".into(),
+            arch: arch.into(),
+            variant,
+        }
     }
 }
 
@@ -30,16 +34,26 @@ impl Platform {
     pub fn parse(s: &str) -> Result<Platform, String> {
         let lower = s.to_ascii_lowercase();
         let parts: Vec<&str> = lower.split('/').collect();
-        let valid = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+        let valid = |p: &str| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        };
         if parts.len() > 3 || !parts.iter().all(|p| valid(p)) {
-            return Err(format!("invalid platform {s:?}: expected os[/arch[/variant]], e.g. linux/arm64"));
+            return Err(format!(
+                "invalid platform {s:?}: expected os[/arch[/variant]], e.g. linux/arm64"
+            ));
         }
         let os = parts.first().copied().unwrap_or_default().to_string();
         let arch = match parts.get(1) {
             Some(a) => normalize_arch(a).to_string(),
             None => Platform::default().arch,
         };
-        Ok(Platform { os, arch, variant: parts.get(2).map(|v| v.to_string()) })
+        Ok(Platform {
+            os,
+            arch,
+            variant: parts.get(2).map(|v| v.to_string()),
+        })
     }
 }
 
@@ -68,8 +82,14 @@ mod tests {
 
     #[test]
     fn parses_and_prints() {
-        assert_eq!(Platform::parse("linux/arm/v7").unwrap().to_string(), "linux/arm/v7");
-        assert_eq!(Platform::parse("Linux/x86_64").unwrap().to_string(), "linux/amd64");
+        assert_eq!(
+            Platform::parse("linux/arm/v7").unwrap().to_string(),
+            "linux/arm/v7"
+        );
+        assert_eq!(
+            Platform::parse("Linux/x86_64").unwrap().to_string(),
+            "linux/amd64"
+        );
         assert!(Platform::parse("linux//v7").is_err());
         assert!(Platform::parse("a/b/c/d").is_err());
     }
