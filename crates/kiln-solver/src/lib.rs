@@ -7,6 +7,7 @@
 //! failure nothing new starts (fail-fast) or only ops that do not depend on it (keep-going).
 
 pub mod build;
+pub mod checksum;
 pub mod engine;
 mod schedule;
 

@@ -19,6 +19,11 @@ pub trait Executor: Sync {
         inputs: &[Self::Output],
         log: &dyn Fn(&str),
     ) -> Result<Self::Output, Self::Error>;
+
+    /// Whether `output` was answered from the cache rather than computed.
+    fn is_cached(_output: &Self::Output) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +38,10 @@ pub enum Event {
     Finished {
         node: NodeId,
         elapsed: Duration,
+    },
+    /// Answered from the cache without running.
+    Cached {
+        node: NodeId,
     },
     Failed {
         node: NodeId,
@@ -137,8 +146,12 @@ pub fn solve<X: Executor>(
                     match result {
                         Ok(output) => {
                             guard.state.insert(id, State::Done);
+                            if X::is_cached(&output) {
+                                events(Event::Cached { node: id });
+                            } else {
+                                events(Event::Finished { node: id, elapsed });
+                            }
                             guard.outputs.insert(id, output);
-                            events(Event::Finished { node: id, elapsed });
                         }
                         Err(error) => {
                             guard.state.insert(id, State::Failed);

@@ -71,7 +71,7 @@ impl Harness {
             return Err(e.to_string());
         }
         let options = LayerOptions { source_date_epoch: Some(0), ..Default::default() };
-        let image = stage_image(&engine, &graph, &stage, &outcome.outputs, &options).map_err(|e| e.to_string())?;
+        let image = stage_image(&engine, &graph, &stage, &outcome.outputs, 0, &options).map_err(|e| e.to_string())?;
         build_image(
             &image.config,
             &image.layers,

@@ -16,7 +16,11 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
 /// Writes `bytes` to `path` so that readers see either the old file or the whole new one:
 /// a temp file beside it, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // A bare file name has the empty path as parent; it lives in the working directory.
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -88,5 +92,21 @@ mod tests {
         let a = random_hex(6);
         assert_eq!(a.len(), 12);
         assert_ne!(a, random_hex(6));
+    }
+}
+
+#[cfg(test)]
+mod write_atomic_tests {
+    use super::write_atomic;
+
+    #[test]
+    fn a_bare_file_name_is_written_in_the_working_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let previous = std::env::current_dir().unwrap();
+        std::env::set_current_dir(dir.path()).unwrap();
+        let result = write_atomic(std::path::Path::new("iid"), b"sha256:x");
+        std::env::set_current_dir(previous).unwrap();
+        result.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("iid")).unwrap(), b"sha256:x");
     }
 }

@@ -304,6 +304,21 @@ fn save_to_stdout_and_load_from_stdin() {
     assert_eq!(text(&out.stdout), "Loaded image: piped:latest\n");
     let ids = kiln_ok(&fresh, &["images", "-q", "--no-trunc"]);
     assert_eq!(ids.trim(), id);
+    // `import -` reads the tarball from stdin.
+    let out = Command::new(KILN)
+        .arg("--root")
+        .arg(&fresh)
+        .args(["import", "-m", "from a pipe", "-", "stdin:1"])
+        .stdin(fs::File::open(scratch.path("rootfs.tar")).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing = kiln_ok(&fresh, &["images", "stdin"]);
+    assert_eq!(listing.lines().count(), 2, "{listing}");
+    assert!(
+        listing.lines().nth(1).unwrap().starts_with("stdin "),
+        "{listing}"
+    );
     // Nothing is left in the store's scratch space.
     assert_eq!(fs::read_dir(fresh.join("tmp")).unwrap().count(), 0);
     assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);

@@ -45,14 +45,27 @@ struct ConfigCache<'a> {
 }
 
 impl ConfigCache<'_> {
-    fn config_of(&mut self, manifest: &Digest) -> Result<Digest> {
+    /// `None` for a damaged image: it cannot be matched by ID, but must not hide the others.
+    fn config_of(&mut self, manifest: &Digest) -> Result<Option<Digest>> {
         if let Some(c) = self.configs.get(manifest) {
-            return Ok(c.clone());
+            return Ok(Some(c.clone()));
         }
-        let image = read_image(self.store, manifest)?;
+        let Some(image) = readable(read_image(self.store, manifest))? else {
+            return Ok(None);
+        };
         self.configs
             .insert(manifest.clone(), image.config_digest.clone());
-        Ok(image.config_digest)
+        Ok(Some(image.config_digest))
+    }
+}
+
+/// Separates a damaged image (`Ok(None)`) from a failing store (`Err`).
+fn readable(result: Result<StoredImage>) -> Result<Option<StoredImage>> {
+    match result {
+        Ok(image) => Ok(Some(image)),
+        Err(ImageStoreError::Corrupt { .. })
+        | Err(ImageStoreError::Store(kiln_store::Error::BlobNotFound(_))) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -99,7 +112,9 @@ fn find(store: &Store, reference: &str) -> Result<Found> {
     };
     let mut by_config: BTreeMap<Digest, BTreeSet<Digest>> = BTreeMap::new();
     for record in &records {
-        let config = cache.config_of(&record.manifest)?;
+        let Some(config) = cache.config_of(&record.manifest)? else {
+            continue;
+        };
         if config.hex().starts_with(hex) || record.manifest.hex() == hex {
             by_config
                 .entry(config)
@@ -138,27 +153,30 @@ pub fn open(store: &Store, reference: &str) -> Result<StoredImage> {
     Ok(image)
 }
 
-/// Every name in the store, newest image first.
+/// Every name in the store, newest image first. A damaged image is listed with an empty
+/// `id` and size 0, so that it can be seen and removed by name.
 pub fn list(store: &Store) -> Result<Vec<ImageSummary>> {
-    let mut images: HashMap<Digest, StoredImage> = HashMap::new();
+    let mut images: HashMap<Digest, Option<StoredImage>> = HashMap::new();
     let mut out = Vec::new();
     for record in store.list_images()? {
         if !images.contains_key(&record.manifest) {
-            let image = read_image(store, &record.manifest)?;
+            let image = readable(read_image(store, &record.manifest))?;
             images.insert(record.manifest.clone(), image);
         }
-        let image = &images[&record.manifest];
-        let created_ms = image.config.created.map_or(record.created_ms, |t| {
-            t.secs.saturating_mul(1000) + i64::from(t.nanos / 1_000_000)
-        });
+        let image = images[&record.manifest].as_ref();
+        let created_ms = image
+            .and_then(|i| i.config.created)
+            .map_or(record.created_ms, |t| {
+                t.secs.saturating_mul(1000) + i64::from(t.nanos / 1_000_000)
+            });
         let (repository, tag) = display_parts(&record.name);
         out.push(ImageSummary {
             repository,
             tag,
             manifest: record.manifest.to_string(),
-            id: image.config_digest.to_string(),
+            id: image.map_or_else(String::new, |i| i.config_digest.to_string()),
             created_ms,
-            size: image.size(),
+            size: image.map_or(0, StoredImage::size),
             name: record.name,
         });
     }

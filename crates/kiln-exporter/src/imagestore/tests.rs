@@ -126,11 +126,26 @@ fn damaged_store_blobs_are_reported() {
     let img = image(work.path(), "four");
     save(&store, &img, &["x".into()]).unwrap();
     let stored = open(&store, "x").unwrap();
+    save(&store, &image(work.path(), "five"), &["y".into()]).unwrap();
+    let healthy = open(&store, "y").unwrap();
     fs::remove_file(&stored.layers[0].path).unwrap();
     assert!(matches!(
         open(&store, "x"),
         Err(ImageStoreError::Corrupt { .. })
     ));
+    // The damaged image neither hides the others nor stops ID lookups and its removal.
+    let rows = list(&store).unwrap();
+    let damaged = rows.iter().find(|r| r.repository == "x").unwrap();
+    assert_eq!((damaged.id.as_str(), damaged.size), ("", 0));
+    let id = healthy.config_digest.to_string();
+    assert_eq!(
+        open(&store, &id).unwrap().manifest_digest,
+        healthy.manifest_digest
+    );
+    assert_eq!(
+        remove(&store, "x", false).unwrap(),
+        ["docker.io/library/x:latest"]
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! entries marked `empty_layer`, as BuildKit does), and the config lowering described.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use kiln_exporter::{
     ContainerConfig, Digest, Healthcheck, History, ImageConfig, LayerDescriptor, LayerOptions, LayerSource,
@@ -24,6 +25,7 @@ pub fn stage_image(
     graph: &Graph,
     stage: &LoweredStage,
     outputs: &HashMap<NodeId, Output>,
+    created_secs: i64,
     options: &LayerOptions,
 ) -> Result<StageImage, EngineError> {
     let mut layers = Vec::new();
@@ -41,8 +43,7 @@ pub fn stage_image(
             });
         }
     }
-    let created = Timestamp::from_unix(options.source_date_epoch.unwrap_or_else(now_secs));
-    let blob_dir = engine.store().tmp_dir();
+    let created = Timestamp::from_unix(options.source_date_epoch.unwrap_or(created_secs));
     let mut history = Vec::with_capacity(stage.image.history.len());
     for entry in &stage.image.history {
         let mut empty = entry.empty_layer;
@@ -52,9 +53,9 @@ pub fn stage_image(
                 Some(id) => Some(engine.snapshotter().fs_dir(id)?),
                 None => None,
             };
-            match diff {
-                Some(dir) if !is_empty_dir(&dir) => {
-                    layers.push(write_layer(LayerSource::OverlayDiff(&dir), options, &blob_dir).map_err(export_error)?);
+            match (snapshot, diff) {
+                (Some(id), Some(dir)) if !is_empty_dir(&dir) => {
+                    layers.push(snapshot_layer(engine, id, &dir, options)?);
                     empty = false;
                 }
                 _ => empty = true,
@@ -72,6 +73,48 @@ pub fn stage_image(
     config.created = Some(created);
     config.history = history;
     Ok(StageImage { config, layers })
+}
+
+/// The layer of a snapshot's diff, written once per compression and epoch: the blob goes
+/// straight into the store's blob directory (content-addressed, written atomically) and a
+/// small memo beside the snapshot finds it again, so a rebuild never re-tars a layer.
+fn snapshot_layer(engine: &Engine, id: &str, diff: &Path, options: &LayerOptions) -> Result<LayerDescriptor, EngineError> {
+    let memo = engine
+        .snapshotter()
+        .fs_dir(id)?
+        .with_file_name(format!("layer-{:?}-{}-{}.json", options.compression, options.compression_level.unwrap_or(-1), options.source_date_epoch.unwrap_or(-1)));
+    let store = engine.store();
+    if let Ok(text) = std::fs::read(&memo)
+        && let Ok(known) = serde_json::from_slice::<LayerMemo>(&text)
+        && let Ok(digest) = kiln_store::Digest::parse(&known.digest)
+        && store.has_blob(&digest)
+    {
+        return Ok(LayerDescriptor {
+            media_type: MediaType::from(known.media_type.as_str()),
+            digest: parse_digest(&known.digest)?,
+            size: known.size,
+            diff_id: parse_digest(&known.diff_id)?,
+            path: store.blob_path(&digest),
+        });
+    }
+    let layer = write_layer(LayerSource::OverlayDiff(diff), options, &store.blobs_dir()).map_err(export_error)?;
+    let known = LayerMemo {
+        media_type: layer.media_type.to_string(),
+        digest: layer.digest.to_string(),
+        size: layer.size,
+        diff_id: layer.diff_id.to_string(),
+    };
+    let text = serde_json::to_vec(&known).unwrap_or_default();
+    kiln_store::fsutil::write_atomic(&memo, &text)?;
+    Ok(layer)
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LayerMemo {
+    media_type: String,
+    digest: String,
+    size: u64,
+    diff_id: String,
 }
 
 fn image_config(image: &ImageState) -> ImageConfig {
@@ -118,11 +161,4 @@ fn parse_digest(text: &str) -> Result<Digest, EngineError> {
 
 fn export_error(error: kiln_exporter::ExportError) -> EngineError {
     EngineError::Input(error.to_string())
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

@@ -2,6 +2,7 @@
 //! actions for COPY/ADD/WORKDIR, merges for `--link`, and image layers unpacked once and
 //! shared by every build that uses them.
 
+pub mod cache;
 mod exec;
 pub mod export;
 mod files;

@@ -212,6 +212,7 @@ fn execute(args: &BakeArgs, root: Option<&Path>, out: &mut dyn Write) -> Result<
         keep_going: args.build.keep_going,
         atomic: args.build.atomic,
         metadata_file: args.build.metadata_file.as_deref().map(Path::new),
+        no_cache: args.build.no_cache,
     };
     super::bake_exec::run_bake(&resolved, &run).map_err(|f| f.message)
 }

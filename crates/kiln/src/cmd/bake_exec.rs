@@ -11,7 +11,7 @@ use kiln_graph::lower::{LoweredStage, NamedContext};
 use kiln_solver::build::{BuildRequest, parse_build_context, plan};
 use kiln_solver::engine::SecretSource;
 
-use super::build_exec::{ExportRequest, Failure, Session};
+use super::build_exec::{ExportRequest, Failure, Session, SolveSettings, cache_policy};
 use super::outputs::parse_output;
 use crate::progress::{Progress, ProgressMode};
 
@@ -25,6 +25,7 @@ pub struct BakeRun<'a> {
     pub keep_going: bool,
     pub atomic: bool,
     pub metadata_file: Option<&'a Path>,
+    pub no_cache: bool,
 }
 
 /// The targets `names` stand for: groups expanded (nested), in order, without repeats.
@@ -88,7 +89,17 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
         }
     }
     let roots: Vec<_> = stages.iter().map(|(_, s)| s.fs).collect();
-    let outcome = session.solve(&graph, &roots, &progress, run.max_parallelism, !run.keep_going)?;
+    let mut policy = kiln_solver::engine::cache::CachePolicy { disabled: run.no_cache, ..Default::default() };
+    for (name, stage) in &stages {
+        let scoped = cache_policy(&graph, name, false, &[]);
+        for id in graph.required(&[stage.fs]) {
+            if let Some(step) = scoped.steps.get(&id) {
+                policy.steps.entry(id).or_insert_with(|| step.clone());
+            }
+        }
+    }
+    let settings = SolveSettings { max_parallelism: run.max_parallelism, fail_fast: !run.keep_going, policy };
+    let outcome = session.solve(&graph, &roots, &progress, &settings)?;
 
     let succeeded: Vec<&(String, LoweredStage)> =
         stages.iter().filter(|(_, s)| outcome.outputs.contains_key(&s.fs)).collect();
@@ -106,7 +117,7 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
         for (name, stage) in succeeded {
             let target = resolved.targets.get(name).ok_or_else(|| format!("target {name} vanished"))?;
             let request = export_request(target, name)?;
-            match session.export(&graph, stage, &outcome.outputs, &request) {
+            match session.export(&graph, stage, &outcome, &request) {
                 Ok(exported) => {
                     metadata.insert(name.clone(), exported.metadata());
                 }

@@ -151,6 +151,10 @@ pub struct BuildArgs {
     #[arg(long)]
     pub builder: Option<String>,
 
+    /// Print why each step that ran was not answered from the cache
+    #[arg(long)]
+    pub explain: bool,
+
     /// Maximum number of build steps that run at once (default: number of cores)
     #[arg(long = "max-parallelism")]
     pub max_parallelism: Option<usize>,

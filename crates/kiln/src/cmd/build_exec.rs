@@ -14,7 +14,8 @@ use kiln_solver::build::{BuildRequest, StoreImages, parse_build_context, plan};
 use kiln_solver::engine::export::stage_image;
 use kiln_graph::lower::LoweredStage;
 use kiln_solver::engine::{Engine, EngineConfig, EngineError, Output, parse_secret_flag};
-use kiln_solver::{SolveOptions, SolveOutcome, solve};
+use kiln_solver::engine::cache::{CachePolicy, CachedEngine, Miss};
+use kiln_solver::{SolveOptions, solve};
 use kiln_store::Store;
 use kiln_worker::CancelToken;
 
@@ -161,7 +162,15 @@ pub fn run_build(
             progress.describe(id, description);
         }
     }
-    let outcome = session.solve(&graph, &[stage.fs], &progress, args.max_parallelism, true)?;
+    let settings = SolveSettings {
+        max_parallelism: args.max_parallelism,
+        fail_fast: true,
+        policy: cache_policy(&graph, label, args.no_cache, &args.no_cache_filter),
+    };
+    let outcome = session.solve(&graph, &[stage.fs], &progress, &settings)?;
+    if args.explain {
+        print_misses(&outcome.misses);
+    }
     if let Some((node, error)) = outcome.failures.first() {
         let step = graph.node(*node).and_then(|n| n.descriptions.first().cloned()).unwrap_or_default();
         return Err(Failure { message: format!("{step}: {error}"), code: 1 });
@@ -172,7 +181,7 @@ pub fn run_build(
         source_date_epoch: plan_input.source_date_epoch,
         load: args.load,
     };
-    let exported = session.export(&graph, &stage, &outcome.outputs, &request)?;
+    let exported = session.export(&graph, &stage, &outcome, &request)?;
     if let Some(path) = &args.iidfile {
         kiln_store::fsutil::write_atomic(path, exported.config_digest.as_bytes())?;
     }
@@ -184,6 +193,40 @@ pub fn run_build(
         println!("{}", exported.config_digest);
     }
     Ok(())
+}
+
+/// Step names for explanations (`FILE#[stage i/n]`) and the nodes `--no-cache-filter`
+/// stages own, from the node descriptions lowering wrote.
+pub fn cache_policy(graph: &Graph, scope: &str, no_cache: bool, filter: &[String]) -> CachePolicy {
+    let mut policy = CachePolicy { disabled: no_cache, ..CachePolicy::default() };
+    let filtered: Vec<String> = filter
+        .iter()
+        .flat_map(|f| f.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for (id, node) in graph.nodes() {
+        let Some(description) = node.descriptions.first() else { continue };
+        let Some(bracket) = description.strip_prefix('[').and_then(|d| d.split_once(']')).map(|(b, _)| b) else {
+            continue;
+        };
+        policy.steps.insert(id, format!("{scope}#[{bracket}]"));
+        let stage = bracket.rsplit_once(' ').map_or(bracket, |(name, _)| name).to_ascii_lowercase();
+        if filtered.contains(&stage) {
+            policy.uncached.insert(id);
+        }
+    }
+    policy
+}
+
+/// `--explain`: every step that ran, and why.
+pub fn print_misses(misses: &[Miss]) {
+    if misses.is_empty() {
+        eprintln!("explain: every step was answered from the cache");
+    }
+    for miss in misses {
+        eprintln!("explain: {} ran: {}", miss.step, miss.reason);
+    }
 }
 
 /// A store, its images and an engine, ready to solve graphs.
@@ -215,27 +258,33 @@ impl Session {
         Ok(Session { store, images, engine, cancel })
     }
 
-    /// Runs every op `roots` need; a cancelled build is an error with exit code 130.
+    /// Runs every op `roots` need through the cache; a cancelled build is an error with
+    /// exit code 130. Returns the outcome with plain outputs and the misses explained.
     pub fn solve(
         &self,
         graph: &Graph,
         roots: &[kiln_graph::NodeId],
         progress: &Progress,
-        max_parallelism: Option<usize>,
-        fail_fast: bool,
-    ) -> Result<SolveOutcome<Output, EngineError>, Failure> {
+        settings: &SolveSettings,
+    ) -> Result<Solved, Failure> {
         let stop = || self.cancel.is_cancelled();
         let options = SolveOptions {
-            max_parallelism: max_parallelism.unwrap_or_else(|| SolveOptions::default().max_parallelism),
-            fail_fast,
+            max_parallelism: settings.max_parallelism.unwrap_or_else(|| SolveOptions::default().max_parallelism),
+            fail_fast: settings.fail_fast,
             cancelled: Some(&stop),
         };
-        let outcome = solve(graph, roots, &self.engine, &options, &|event| progress.event(&event));
+        let cached = CachedEngine::new(&self.engine, settings.policy.clone());
+        let outcome = solve(graph, roots, &cached, &options, &|event| progress.event(&event));
         progress.finish();
         if self.cancel.is_cancelled() {
             return Err(Failure { message: "build cancelled".into(), code: 130 });
         }
-        Ok(outcome)
+        Ok(Solved {
+            created_ms: outcome.outputs.iter().map(|(id, keyed)| (*id, keyed.created_ms)).collect(),
+            outputs: outcome.outputs.into_iter().map(|(id, keyed)| (id, keyed.output)).collect(),
+            failures: outcome.failures,
+            misses: cached.misses(),
+        })
     }
 
     /// Writes `stage`'s image to kiln's store and every requested output.
@@ -243,9 +292,18 @@ impl Session {
         &self,
         graph: &Graph,
         stage: &LoweredStage,
-        outputs: &HashMap<kiln_graph::NodeId, Output>,
+        solved: &Solved,
         request: &ExportRequest,
     ) -> Result<ExportedImage, Failure> {
+        // The newest step of the chain dates the image: unchanged when all was cached.
+        let newest_ms = graph
+            .required(&[stage.fs])
+            .iter()
+            .filter_map(|id| solved.created_ms.get(id))
+            .max()
+            .copied()
+            .unwrap_or(0);
+        let created_secs = if newest_ms > 0 { newest_ms / 1000 } else { kiln_store::fsutil::now_ms() / 1000 };
         let compression = match request.outputs.iter().find_map(|o| o.compression.as_deref()) {
             Some("zstd") => Compression::Zstd,
             Some("uncompressed") => Compression::Uncompressed,
@@ -256,7 +314,7 @@ impl Session {
             compression_level: request.outputs.iter().find_map(|o| o.compression_level),
             source_date_epoch: request.source_date_epoch,
         };
-        let image = stage_image(&self.engine, graph, stage, outputs, &layer_options)?;
+        let image = stage_image(&self.engine, graph, stage, &solved.outputs, created_secs, &layer_options)?;
         let built = build_image(
             &image.config,
             &image.layers,
@@ -268,6 +326,22 @@ impl Session {
         )?;
         write_outputs(&self.store, &built, request)
     }
+}
+
+/// How a graph is solved.
+#[derive(Debug, Clone, Default)]
+pub struct SolveSettings {
+    pub max_parallelism: Option<usize>,
+    pub fail_fast: bool,
+    pub policy: CachePolicy,
+}
+
+/// What solving produced.
+pub struct Solved {
+    pub outputs: HashMap<kiln_graph::NodeId, Output>,
+    pub created_ms: HashMap<kiln_graph::NodeId, i64>,
+    pub failures: Vec<(kiln_graph::NodeId, EngineError)>,
+    pub misses: Vec<Miss>,
 }
 
 /// Where one image goes.

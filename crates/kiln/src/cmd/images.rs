@@ -150,6 +150,10 @@ fn matches_filter(row: &ImageSummary, filter: &str) -> bool {
 }
 
 fn short_id(id: &str, no_trunc: bool) -> String {
+    if id.is_empty() {
+        // `imagestore::list` leaves the ID of an image with missing blobs empty.
+        return "<damaged>".to_owned();
+    }
     if no_trunc {
         return id.to_owned();
     }

@@ -233,6 +233,16 @@ impl Progress {
                     Change::Failed(*elapsed, message),
                 );
             }
+            Event::Cached { node } => {
+                let index = match state.by_key.get(&Key::Node(*node)).copied() {
+                    Some(index) => index,
+                    None => {
+                        let description = state.description_of(*node);
+                        state.insert(Key::Node(*node), Some(*node), &description)
+                    }
+                };
+                state.set_status(index, Status::Cached, Change::Cached(None));
+            }
             Event::Skipped { node } => match state.by_key.get(&Key::Node(*node)).copied() {
                 Some(index) => state.set_status(index, Status::Canceled, Change::Canceled),
                 None => {
@@ -428,79 +438,6 @@ impl State {
 }
 
 #[cfg(test)]
-pub(crate) mod testing {
-    use std::io::{self, Write};
-    use std::sync::{Arc, Mutex};
-
-    /// A writer whose contents tests can read back.
-    #[derive(Clone, Default)]
-    pub struct SharedBuf(pub Arc<Mutex<Vec<u8>>>);
-
-    impl SharedBuf {
-        pub fn text(&self) -> String {
-            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-        }
-    }
-
-    impl Write for SharedBuf {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-}
-
+pub(crate) mod testing;
 #[cfg(test)]
-mod tests {
-    use super::testing::SharedBuf;
-    use super::*;
-
-    #[test]
-    fn parses_modes() {
-        assert_eq!(ProgressMode::parse("plain"), Ok(ProgressMode::Plain));
-        assert_eq!(ProgressMode::parse("RAWJSON"), Ok(ProgressMode::RawJson));
-        assert_eq!(ProgressMode::parse("none"), Ok(ProgressMode::Quiet));
-        assert!(ProgressMode::parse("fancy").is_err());
-        assert_eq!(ProgressMode::Auto.resolve(false), ProgressMode::Plain);
-        assert_eq!(ProgressMode::Tty.resolve(false), ProgressMode::Tty);
-    }
-
-    #[test]
-    fn many_threads_never_split_a_line() {
-        let buf = SharedBuf::default();
-        let progress = Progress::with_writer(ProgressMode::Plain, Box::new(buf.clone()), false);
-        std::thread::scope(|s| {
-            for t in 0..4 {
-                let progress = &progress;
-                s.spawn(move || {
-                    let node = NodeId(t);
-                    progress.event(&Event::Started { node });
-                    for i in 0..200 {
-                        progress.event(&Event::Log {
-                            node,
-                            line: format!("thread {t} line {i} {}", "x".repeat(50)),
-                        });
-                    }
-                    progress.event(&Event::Finished {
-                        node,
-                        elapsed: Duration::from_millis(5),
-                    });
-                });
-            }
-        });
-        progress.finish();
-        let text = buf.text();
-        let logs = text.lines().filter(|l| l.contains(" line ")).count();
-        assert_eq!(logs, 800);
-        for line in text.lines().filter(|l| !l.is_empty()) {
-            assert!(line.starts_with('#'), "{line:?}");
-            if line.contains(" line ") {
-                assert!(line.ends_with(&"x".repeat(50)), "{line:?}");
-            }
-        }
-        assert_eq!(text.matches("DONE 0.0s").count(), 4);
-    }
-}
+mod tests;

@@ -209,6 +209,18 @@ mod tests {
     }
 
     #[test]
+    fn cached_event_prints_the_step_once() {
+        let (p, buf) = progress(ProgressMode::Plain);
+        p.event(&Event::Cached { node: NodeId(1) });
+        p.event(&Event::Started { node: NodeId(2) });
+        p.event(&Event::Cached { node: NodeId(2) });
+        assert_eq!(
+            buf.text(),
+            "#1 [build 2/3] RUN make\n#1 CACHED\n\n#2 [build 3/3] RUN test\n#2 CACHED\n"
+        );
+    }
+
+    #[test]
     fn an_explicit_start_is_not_repeated_by_the_started_event() {
         let (p, buf) = progress(ProgressMode::Plain);
         p.start_vertex(

@@ -1,0 +1,235 @@
+//! Content digests of the covered files, read only when the store has no digest taken at
+//! exactly the file's current stat data in this same context root.
+
+use std::collections::HashMap;
+use std::fs::{File, Metadata};
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kiln_store::{Digest, FileDigestRecord, FileIdentity, Store};
+use sha2::{Digest as _, Sha256};
+
+use super::ChecksumError;
+use super::select::Collector;
+
+/// A file whose timestamps are this close to the moment it was read is not remembered:
+/// a write in the same clock tick (filesystem timestamps advance in ticks, up to a
+/// second on some) would leave the stat data unchanged with different content.
+const RACY_WINDOW: Duration = Duration::from_secs(1);
+
+/// Most threads reading files at once.
+const MAX_READERS: usize = 8;
+
+pub(super) struct ContentDigests {
+    pub by_path: HashMap<Vec<u8>, Digest>,
+    pub hashed: usize,
+    pub reused: usize,
+}
+
+/// Digests of every regular file the collector covers, reusing remembered ones, then
+/// brings the store's records for `root` up to date in one transaction.
+pub(super) fn content_digests(
+    store: &Store,
+    root: &Path,
+    found: &Collector<'_>,
+) -> Result<ContentDigests, ChecksumError> {
+    let mut remembered: HashMap<Vec<u8>, FileDigestRecord> = store
+        .file_digests(root)?
+        .into_iter()
+        .map(|r| (r.path.clone(), r))
+        .collect();
+    let mut by_path = HashMap::new();
+    let mut to_read = Vec::new();
+    let mut removed = Vec::new();
+    for (rel, entry) in &found.entries {
+        let record = remembered.remove(rel);
+        if !entry.meta.is_file() {
+            if record.is_some() {
+                removed.push(rel.clone());
+            }
+            continue;
+        }
+        match record {
+            Some(r) if r.identity == identity(&entry.meta) => {
+                by_path.insert(rel.clone(), r.digest);
+            }
+            stale => {
+                to_read.push((rel.clone(), &entry.meta, stale.is_some()));
+            }
+        }
+    }
+    let reused = by_path.len();
+    removed.extend(remembered.into_keys().filter(|rel| vanished(found, rel)));
+
+    let results = read_all(root, &to_read)?;
+    let mut upserts = Vec::new();
+    for ((rel, _, had_record), read) in to_read.iter().zip(results) {
+        match read.remember {
+            Some(identity) => upserts.push(FileDigestRecord {
+                path: rel.clone(),
+                identity,
+                digest: read.digest.clone(),
+            }),
+            None if *had_record => removed.push(rel.clone()),
+            None => {}
+        }
+        by_path.insert(rel.clone(), read.digest);
+    }
+    store.update_file_digests(root, &upserts, &removed)?;
+    Ok(ContentDigests {
+        by_path,
+        hashed: to_read.len(),
+        reused,
+    })
+}
+
+/// Whether a remembered file is gone: the nearest listed directory above it does not
+/// hold the next component of its path. A record below a directory nobody listed this
+/// time may still be valid and is kept.
+fn vanished(found: &Collector<'_>, rel: &[u8]) -> bool {
+    let mut end = rel.len();
+    loop {
+        let parent_end = rel[..end].iter().rposition(|b| *b == b'/');
+        let parent = &rel[..parent_end.unwrap_or(0)];
+        if found.listed_dirs.contains(parent) {
+            return !found.listed_names.contains(&rel[..end]);
+        }
+        match parent_end {
+            Some(at) => end = at,
+            None => return false,
+        }
+    }
+}
+
+struct ReadResult {
+    digest: Digest,
+    /// The identity to remember the digest under; `None` when it must not be trusted.
+    remember: Option<FileIdentity>,
+}
+
+/// Reads and hashes `files` on a few threads; results in the order of `files`.
+fn read_all(
+    root: &Path,
+    files: &[(Vec<u8>, &Metadata, bool)],
+) -> Result<Vec<ReadResult>, ChecksumError> {
+    let readers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_READERS)
+        .min(files.len());
+    if readers <= 1 {
+        return files
+            .iter()
+            .map(|(rel, meta, _)| read_one(&root.join(std::ffi::OsStr::from_bytes(rel)), meta))
+            .collect();
+    }
+    let next = AtomicUsize::new(0);
+    let mut done: Vec<(usize, ReadResult)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..readers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let at = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((rel, meta, _)) = files.get(at) else {
+                            return Ok(out);
+                        };
+                        let path = root.join(std::ffi::OsStr::from_bytes(rel));
+                        match read_one(&path, meta) {
+                            Ok(read) => out.push((at, read)),
+                            Err(e) => {
+                                // Stop the others early; the first error is reported.
+                                next.store(files.len(), Ordering::Relaxed);
+                                return Err(e);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(files.len());
+        for worker in workers {
+            match worker.join() {
+                Ok(part) => all.extend(part?),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        Ok::<_, ChecksumError>(all)
+    })?;
+    done.sort_by_key(|(at, _)| *at);
+    Ok(done.into_iter().map(|(_, read)| read).collect())
+}
+
+fn read_one(path: &Path, seen: &Metadata) -> Result<ReadResult, ChecksumError> {
+    let started = SystemTime::now();
+    let mut file = File::open(path).map_err(ChecksumError::io("open", path))?;
+    let before = file.metadata().map_err(ChecksumError::io("stat", path))?;
+    // Not the file the walk saw (replaced, or now a symlink to elsewhere): hashing it
+    // would describe something the walk did not cover.
+    if (before.dev(), before.ino()) != (seen.dev(), seen.ino()) || !before.is_file() {
+        return Err(ChecksumError::Changed {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ChecksumError::io("read", path)(e)),
+        };
+        hasher.update(&buf[..n]);
+    }
+    let after = file.metadata().map_err(ChecksumError::io("stat", path))?;
+    let digest = Digest::from_hex(&hex::encode(hasher.finalize()))?;
+    let (before, after) = (identity(&before), identity(&after));
+    let settled = nanos_since_epoch(started)
+        .is_some_and(|now| before.mtime_ns.max(before.ctime_ns) < now - RACY_WINDOW.as_nanos() as i64);
+    Ok(ReadResult {
+        digest,
+        remember: (before == after && settled).then_some(before),
+    })
+}
+
+pub(super) fn identity(meta: &Metadata) -> FileIdentity {
+    FileIdentity {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.size(),
+        mtime_ns: meta.mtime().saturating_mul(1_000_000_000) + meta.mtime_nsec(),
+        ctime_ns: meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec(),
+    }
+}
+
+fn nanos_since_epoch(t: SystemTime) -> Option<i64> {
+    t.duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_nanos()).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_frontend::dockerignore::IgnoreMatcher;
+
+    #[test]
+    fn vanished_only_when_a_listing_lacks_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/b/kept"), "x").unwrap();
+        let none = IgnoreMatcher::default();
+        let mut found = Collector::new(dir.path(), &none, &none);
+        found.add_source("a").unwrap();
+        assert!(!vanished(&found, b"a/b/kept"));
+        assert!(vanished(&found, b"a/b/gone"));
+        assert!(vanished(&found, b"a/gone/deeper"));
+        // The root was not listed: "a" was named directly.
+        assert!(!vanished(&found, b"other/file"));
+        assert!(!vanished(&found, b"top"));
+    }
+}

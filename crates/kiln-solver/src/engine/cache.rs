@@ -1,0 +1,193 @@
+//! The build cache around the engine: each op gets a key from its definition, the keys of
+//! its inputs and the checksums of the context files it reads; a key with a live record
+//! is answered without running anything, and a miss says what differs from the nearest
+//! earlier record of the same step.
+
+mod explain;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+
+use kiln_graph::{FileAction, MountKind, Node, NodeId, Op};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::{Engine, EngineError, Output};
+use crate::Executor;
+use crate::checksum::{Selection, checksum};
+
+/// At most this many context files are remembered per record to name a changed file;
+/// beyond it a miss says only that the files read changed.
+const MAX_EXPLAINED_FILES: usize = 2_000;
+
+/// What the cache may answer and how steps are named.
+#[derive(Debug, Clone, Default)]
+pub struct CachePolicy {
+    /// `--no-cache`: run everything (results are still recorded).
+    pub disabled: bool,
+    /// Nodes of `--no-cache-filter` stages.
+    pub uncached: HashSet<NodeId>,
+    /// A stable name per node (`Dockerfile#[build 2/5]`), for explanations.
+    pub steps: HashMap<NodeId, String>,
+}
+
+/// An op's result with its cache key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyed {
+    pub output: Output,
+    pub key: String,
+    pub cached: bool,
+    /// When the result was first made (ms since the epoch; 0 for sources): a cached
+    /// rebuild reuses it so the image's timestamps, and so its digest, do not change.
+    pub created_ms: i64,
+}
+
+/// Why a step ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Miss {
+    pub node: NodeId,
+    pub step: String,
+    pub reason: String,
+}
+
+/// The inputs a key is made of; stored with the record so a later miss can compare.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct KeyInputs {
+    pub op: serde_json::Value,
+    pub inputs: Vec<String>,
+    /// Checksums of what the op reads from local contexts, one per read.
+    pub reads: Vec<String>,
+    /// `path` → `kind mode digest` of the files read, when few enough to remember.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+}
+
+impl KeyInputs {
+    fn key(&self) -> String {
+        // The file list is derived from `reads`; it is stored for explanations only.
+        let keyed = serde_json::json!({ "op": self.op, "inputs": self.inputs, "reads": self.reads });
+        let bytes = serde_json::to_vec(&keyed).unwrap_or_default();
+        format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
+    }
+}
+
+pub struct CachedEngine<'a> {
+    engine: &'a Engine,
+    policy: CachePolicy,
+    misses: Mutex<Vec<Miss>>,
+}
+
+impl<'a> CachedEngine<'a> {
+    pub fn new(engine: &'a Engine, policy: CachePolicy) -> Self {
+        Self { engine, policy, misses: Mutex::new(Vec::new()) }
+    }
+
+    /// Every miss so far, in the order the steps ran.
+    pub fn misses(&self) -> Vec<Miss> {
+        self.misses.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn key_inputs(&self, node: &Node, inputs: &[Keyed]) -> Result<KeyInputs, EngineError> {
+        let mut op = serde_json::to_value(&node.op).unwrap_or_default();
+        let mut key = KeyInputs { inputs: inputs.iter().map(|i| i.key.clone()).collect(), ..KeyInputs::default() };
+        match &node.op {
+            // A local source is identified by what is read from it, by its readers.
+            Op::Local(local) => {
+                op = serde_json::json!({ "kind": "local", "include": local.include, "exclude": local.exclude });
+                key.inputs.clear();
+            }
+            Op::File(file) => {
+                for action in &file.actions {
+                    if let FileAction::Copy(copy) = action
+                        && let Some(Output::Dir { path, excludes }) = inputs.get(copy.input).map(|i| &i.output)
+                    {
+                        let selection = Selection {
+                            include: copy.sources.clone(),
+                            excludes: excludes.clone(),
+                            extra_excludes: copy.exclude.clone(),
+                            ignore_mode: copy.chmod.is_some(),
+                            // Context files become root-owned or take --chown's owner.
+                            ignore_owner: true,
+                        };
+                        self.read(&mut key, copy.input, path, &selection)?;
+                    }
+                }
+            }
+            Op::Exec(exec) => {
+                for mount in &exec.mounts {
+                    if let MountKind::Bind { input, source, .. } = &mount.kind
+                        && let Some(Output::Dir { path, excludes }) = inputs.get(*input).map(|i| &i.output)
+                    {
+                        let include = if source == "/" || source == "." { vec![] } else { vec![source.clone()] };
+                        let selection = Selection {
+                            include,
+                            excludes: excludes.clone(),
+                            extra_excludes: vec![],
+                            ignore_mode: false,
+                            ignore_owner: false,
+                        };
+                        self.read(&mut key, *input, path, &selection)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+        key.op = op;
+        Ok(key)
+    }
+
+    fn read(&self, key: &mut KeyInputs, input: usize, root: &std::path::Path, selection: &Selection) -> Result<(), EngineError> {
+        let sum = checksum(self.engine.store(), root, selection).map_err(|e| EngineError::Input(e.to_string()))?;
+        key.reads.push(sum.digest.clone());
+        if key.files.len() + sum.entries.len() <= MAX_EXPLAINED_FILES {
+            for entry in &sum.entries {
+                key.files.insert(format!("{input}:{}", entry.path), explain::describe_entry(entry, selection));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Ops cheap enough, or keyed elsewhere, that they get no record of their own.
+fn recorded(op: &Op) -> bool {
+    matches!(op, Op::Exec(_) | Op::File(_) | Op::Merge)
+}
+
+impl Executor for CachedEngine<'_> {
+    type Output = Keyed;
+    type Error = EngineError;
+
+    fn execute(&self, id: NodeId, node: &Node, inputs: &[Keyed], log: &dyn Fn(&str)) -> Result<Keyed, EngineError> {
+        let key_inputs = self.key_inputs(node, inputs)?;
+        let key = key_inputs.key();
+        let store = self.engine.store();
+        let step = self.policy.steps.get(&id).cloned().unwrap_or_default();
+        if recorded(&node.op) {
+            if !self.policy.disabled
+                && !self.policy.uncached.contains(&id)
+                && let Some(record) = store.cache_lookup(&key)?
+            {
+                return Ok(Keyed { output: Output::Fs(record.snapshot), key, cached: true, created_ms: record.created_ms });
+            }
+            let reason = if self.policy.disabled || self.policy.uncached.contains(&id) {
+                "cache disabled for this step (--no-cache / --no-cache-filter)".to_string()
+            } else {
+                explain::reason(store, &step, &key, &key_inputs)
+            };
+            log(&format!("cache miss: {reason}"));
+            self.misses.lock().unwrap_or_else(|p| p.into_inner()).push(Miss { node: id, step: step.clone(), reason });
+        }
+        let plain: Vec<Output> = inputs.iter().map(|i| i.output.clone()).collect();
+        let output = self.engine.execute(id, node, &plain, log)?;
+        if recorded(&node.op) {
+            let stored = serde_json::to_string(&key_inputs).unwrap_or_default();
+            store.cache_insert(&key, output.snapshot(), &step, &stored)?;
+        }
+        let created_ms = if recorded(&node.op) { kiln_store::fsutil::now_ms() } else { 0 };
+        Ok(Keyed { output, key, cached: false, created_ms })
+    }
+
+    fn is_cached(output: &Keyed) -> bool {
+        output.cached
+    }
+}

@@ -1,0 +1,770 @@
+//! `kiln build` end to end through the real binary: RUN in runc on overlayfs, and the
+//! outputs read back with tar, skopeo and umoci.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use serde_json::Value;
+use support::{Env, Layout, contains, exists, read, run_ok, text};
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn local_out(dir: &Path) -> String {
+    format!("type=local,dest={}", dir.display())
+}
+
+fn oci_out(file: &Path) -> String {
+    format!("type=oci,dest={}", file.display())
+}
+
+/// Builds `ctx` to an OCI archive and returns its unpacked layout.
+fn build_oci(env: &Env, ctx: &Path, name: &str, extra: &[&str]) -> Layout {
+    let archive = env.path(&format!("{name}.tar"));
+    let out = oci_out(&archive);
+    let mut args = vec!["--output", out.as_str()];
+    args.extend_from_slice(extra);
+    args.push(p(ctx));
+    env.build_ok(&args);
+    Layout::from_archive(&archive, &env.path(&format!("{name}-layout")))
+}
+
+#[test]
+fn multi_stage_fan_in_and_target_pruning() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox AS base\n\
+             RUN echo base > /base\n\
+             FROM base AS left\n\
+             RUN echo left > /left\n\
+             FROM base AS right\n\
+             RUN echo right > /right\n\
+             FROM busybox AS unused\n\
+             RUN echo UNUSED-STAGE-RAN > /unused\n\
+             FROM busybox AS join\n\
+             COPY --from=left /left /l\n\
+             COPY --from=right /right /r\n\
+             COPY --from=right /base /b\n\
+             RUN cat /l /r /b > /joined\n\
+             FROM join AS final\n\
+             RUN echo FINAL-STAGE-RAN > /final\n",
+        )],
+    );
+    let out = env.path("out");
+    let progress = env.build_ok(&["--target", "join", "--output", &local_out(&out), p(&ctx)]);
+    assert_eq!(read(&out, "joined"), "left\nright\nbase\n");
+    assert!(!exists(&out, "final"), "the stage after --target ran");
+    assert!(!exists(&out, "base") && !exists(&out, "unused"));
+    assert!(
+        !progress.contains("UNUSED-STAGE-RAN") && !progress.contains("FINAL-STAGE-RAN"),
+        "a stage --target does not need appeared in the progress:\n{progress}"
+    );
+    // `base` is shared by both branches: its RUN is one step, run once.
+    assert_eq!(
+        progress.matches("RUN echo base > /base").count(),
+        1,
+        "{progress}"
+    );
+
+    // Without --target the last stage is built, and it sees what join made.
+    let out2 = env.path("out2");
+    env.build_ok(&["--output", &local_out(&out2), p(&ctx)]);
+    assert_eq!(read(&out2, "final"), "FINAL-STAGE-RAN\n");
+    assert_eq!(read(&out2, "joined"), "left\nright\nbase\n");
+    assert!(!exists(&out2, "unused"));
+}
+
+#[test]
+fn whiteouts_opaque_dirs_hard_links_and_symlinks() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             RUN mkdir -p /d/sub /keep && echo old > /d/old && echo o2 > /d/sub/o2 \
+                 && echo gone > /gone && echo k > /keep/k \
+                 && echo data > /h1 && ln /h1 /h2 \
+                 && ln -s ../h1 /keep/rel && ln -s /h1 /abs && ln -s /nowhere /dangling\n\
+             RUN rm /gone /keep/k && rm -rf /d && mkdir /d && echo new > /d/new\n",
+        )],
+    );
+    let out = env.path("out");
+    env.build_ok(&["--output", &local_out(&out), p(&ctx)]);
+    let check = |root: &Path, what: &str| {
+        assert!(!exists(root, "gone"), "{what}: deleted file is back");
+        assert!(!exists(root, "keep/k"), "{what}: deleted file is back");
+        assert!(exists(root, "keep"), "{what}: parent dir lost");
+        assert!(!exists(root, "d/old") && !exists(root, "d/sub"), "{what}: replaced dir kept old entries");
+        assert_eq!(read(root, "d/new"), "new\n", "{what}");
+        let h1 = fs::metadata(root.join("h1")).unwrap();
+        let h2 = fs::metadata(root.join("h2")).unwrap();
+        assert_eq!(h1.ino(), h2.ino(), "{what}: hard link broken");
+        assert_eq!(
+            fs::read_link(root.join("keep/rel")).unwrap(),
+            Path::new("../h1"),
+            "{what}"
+        );
+        assert_eq!(fs::read_link(root.join("abs")).unwrap(), Path::new("/h1"), "{what}");
+        assert_eq!(
+            fs::read_link(root.join("dangling")).unwrap(),
+            Path::new("/nowhere"),
+            "{what}"
+        );
+        for entry in fs::read_dir(root).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!name.starts_with(".wh."), "{what}: whiteout leaked: {name}");
+        }
+    };
+    check(&out, "local export");
+
+    // The same through layers: umoci applies the whiteouts kiln wrote.
+    let archive = env.path("img.tar");
+    env.build_ok(&["--output", &oci_out(&archive), p(&ctx)]);
+    let layout = env.path("layout");
+    run_ok(
+        "skopeo",
+        &[
+            "copy",
+            &format!("oci-archive:{}", archive.display()),
+            &format!("oci:{}:t", layout.display()),
+        ],
+    );
+    let bundle = env.path("bundle");
+    run_ok(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:t", layout.display()),
+            p(&bundle),
+        ],
+    );
+    check(&bundle.join("rootfs"), "umoci unpack");
+}
+
+#[test]
+fn copy_and_add_flags_paths_and_sources() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "# syntax=docker/dockerfile:1\n\
+                 FROM busybox\n\
+                 WORKDIR /w\n\
+                 COPY --chown=app:staff src/a.txt /owned\n\
+                 COPY --chmod=0755 script.sh /exec.sh\n\
+                 COPY --chmod=u+x,go-w ro.txt /sym.txt\n\
+                 COPY src /contents\n\
+                 COPY src/a.txt /newdir/\n\
+                 COPY src/a.txt /renamed\n\
+                 COPY src/a.txt rel/\n\
+                 COPY src/*.txt /glob/\n\
+                 COPY --exclude=*.log src/ /excl/\n\
+                 COPY --parents nested/*/*.conf /par/\n\
+                 COPY --link src/a.txt /linked/\n\
+                 COPY <<EOF /here.txt\n\
+                 hello heredoc\n\
+                 EOF\n\
+                 ADD pkg.tar.gz /unpacked/\n\
+                 RUN stat -c '%u:%g' /owned > /meta-owned && stat -c '%a' /exec.sh > /meta-exec \
+                     && stat -c '%a' /sym.txt > /meta-sym\n",
+            ),
+            ("src/a.txt", "a"),
+            ("src/sub/b.txt", "b"),
+            ("src/c.log", "c"),
+            ("script.sh", "#!/bin/sh\necho s\n"),
+            ("ro.txt", "r"),
+            ("nested/x/f.conf", "f"),
+            ("nested/z/g.conf", "g"),
+            ("nested/z/skip.txt", "s"),
+            ("pkg/inside/hello", "hello from tar"),
+        ],
+    );
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(ctx.join("script.sh"), fs::Permissions::from_mode(0o644)).unwrap();
+    fs::set_permissions(ctx.join("ro.txt"), fs::Permissions::from_mode(0o666)).unwrap();
+    run_ok(
+        "tar",
+        &["-C", p(&ctx.join("pkg")), "-czf", p(&ctx.join("pkg.tar.gz")), "inside"],
+    );
+    fs::remove_dir_all(ctx.join("pkg")).unwrap();
+
+    let out = env.path("out");
+    env.build_ok(&["--output", &local_out(&out), p(&ctx)]);
+    assert_eq!(read(&out, "meta-owned"), "1000:50\n", "--chown=app:staff");
+    assert_eq!(read(&out, "meta-exec"), "755\n", "--chmod=0755");
+    assert_eq!(read(&out, "meta-sym"), "744\n", "--chmod=u+x,go-w on 0666");
+    // A directory source copies its contents, not itself.
+    assert_eq!(read(&out, "contents/a.txt"), "a");
+    assert_eq!(read(&out, "contents/sub/b.txt"), "b");
+    assert!(exists(&out, "contents/c.log") && !exists(&out, "contents/src"));
+    // Trailing slash: into a directory; none: the file itself.
+    assert_eq!(read(&out, "newdir/a.txt"), "a");
+    assert_eq!(read(&out, "renamed"), "a");
+    // Relative destination resolves against WORKDIR.
+    assert_eq!(read(&out, "w/rel/a.txt"), "a");
+    assert!(exists(&out, "glob/a.txt"));
+    assert!(!exists(&out, "glob/c.log") && !exists(&out, "glob/sub") && !exists(&out, "glob/b.txt"));
+    assert!(exists(&out, "excl/a.txt") && exists(&out, "excl/sub/b.txt"));
+    assert!(!exists(&out, "excl/c.log"), "--exclude=*.log copied c.log");
+    assert_eq!(read(&out, "par/nested/x/f.conf"), "f", "--parents");
+    assert_eq!(read(&out, "par/nested/z/g.conf"), "g", "--parents");
+    assert!(!exists(&out, "par/nested/z/skip.txt") && !exists(&out, "par/f.conf"));
+    assert_eq!(read(&out, "linked/a.txt"), "a", "--link");
+    assert_eq!(read(&out, "here.txt"), "hello heredoc\n");
+    assert_eq!(read(&out, "unpacked/inside/hello"), "hello from tar");
+    assert!(!exists(&out, "unpacked/pkg.tar.gz"), "ADD kept the archive");
+}
+
+#[test]
+fn dockerignore_and_dockerfile_specific_ignore_precedence() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "ctx",
+        &[
+            ("Dockerfile", "FROM busybox\nCOPY . /ctx/\n"),
+            ("custom.Dockerfile", "FROM busybox\nCOPY . /ctx/\n"),
+            (".dockerignore", "*.secret\nsub/**/*.gen\n"),
+            ("custom.Dockerfile.dockerignore", "*.tmp\n"),
+            ("a.secret", "s"),
+            ("b.tmp", "t"),
+            ("c.txt", "c"),
+            ("sub/deep/x.gen", "g"),
+        ],
+    );
+    let out = env.path("default");
+    env.build_ok(&["--output", &local_out(&out), p(&ctx)]);
+    assert!(!exists(&out, "ctx/a.secret"), ".dockerignore not applied");
+    assert!(!exists(&out, "ctx/sub/deep/x.gen"), ".dockerignore ** not applied");
+    assert!(exists(&out, "ctx/b.tmp") && exists(&out, "ctx/c.txt"));
+
+    let out = env.path("custom");
+    let file = ctx.join("custom.Dockerfile");
+    env.build_ok(&["-f", p(&file), "--output", &local_out(&out), p(&ctx)]);
+    assert!(!exists(&out, "ctx/b.tmp"), "<Dockerfile>.dockerignore not applied");
+    assert!(
+        exists(&out, "ctx/a.secret") && exists(&out, "ctx/sub/deep/x.gen"),
+        "<Dockerfile>.dockerignore must replace .dockerignore, not add to it"
+    );
+}
+
+#[test]
+fn arg_scoping_build_arg_overrides_and_env_precedence() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "ARG VERSION=1.0\n\
+             ARG ONLY_GLOBAL=g\n\
+             ARG BASE=busybox\n\
+             FROM ${BASE} AS first\n\
+             ARG VERSION\n\
+             ARG STAGE_ARG=default\n\
+             ENV FROM_ENV=env-value\n\
+             ARG FROM_ENV=arg-value\n\
+             ARG DERIVED=x\n\
+             ENV COMBINED=pre-${DERIVED}\n\
+             RUN echo \"v=$VERSION g=${ONLY_GLOBAL:-unset} s=$STAGE_ARG e=$FROM_ENV c=$COMBINED\" > /args\n\
+             FROM ${BASE}\n\
+             COPY --from=first /args /args\n\
+             RUN echo \"second v=${VERSION:-unset} s=${STAGE_ARG:-unset}\" > /args2\n",
+        )],
+    );
+    let out = env.path("defaults");
+    env.build_ok(&["--output", &local_out(&out), p(&ctx)]);
+    assert_eq!(
+        read(&out, "args"),
+        "v=1.0 g=unset s=default e=env-value c=pre-x\n"
+    );
+    assert_eq!(read(&out, "args2"), "second v=unset s=unset\n");
+
+    let out = env.path("overridden");
+    env.build_ok(&[
+        "--build-arg",
+        "VERSION=2.0",
+        "--build-arg",
+        "STAGE_ARG=cli",
+        "--build-arg",
+        "FROM_ENV=cli",
+        "--build-arg",
+        "DERIVED=y",
+        "--build-arg",
+        "ONLY_GLOBAL=cli-global",
+        "--output",
+        &local_out(&out),
+        p(&ctx),
+    ]);
+    assert_eq!(
+        read(&out, "args"),
+        "v=2.0 g=unset s=cli e=env-value c=pre-y\n",
+        "--build-arg must override ARG defaults but never an ENV of the same name"
+    );
+    assert_eq!(read(&out, "args2"), "second v=unset s=unset\n");
+
+    // ARGs do not end up in the image's environment; ENVs do.
+    let layout = build_oci(&env, &ctx, "first", &["--target", "first"]);
+    let config = layout.config();
+    let envs: Vec<&str> = config["config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(envs.contains(&"FROM_ENV=env-value"), "{envs:?}");
+    assert!(envs.contains(&"COMBINED=pre-x"), "{envs:?}");
+    assert!(
+        !envs.iter().any(|e| e.starts_with("VERSION=") || e.starts_with("STAGE_ARG=")),
+        "ARG leaked into Env: {envs:?}"
+    );
+}
+
+#[test]
+fn onbuild_triggers_run_in_the_child_only() {
+    let Some(env) = Env::new() else { return };
+    let parent = env.context(
+        "parent",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nONBUILD RUN echo triggered > /t\nRUN echo parent > /p\n",
+        )],
+    );
+    let parent_layout = build_oci(&env, &parent, "parent", &["-t", "a"]);
+    let parent_config = parent_layout.config();
+    assert_eq!(
+        parent_config["config"]["OnBuild"],
+        serde_json::json!(["RUN echo triggered > /t"])
+    );
+    let listing = text(&env.kiln(&["images"]).stdout);
+    assert!(listing.lines().any(|l| l.split_whitespace().next() == Some("a")), "{listing}");
+
+    let child = env.context(
+        "child",
+        &[("Dockerfile", "FROM a\nRUN cat /t /p > /seen\n")],
+    );
+    let out = env.path("child-out");
+    env.build_ok(&["--output", &local_out(&out), p(&child)]);
+    assert_eq!(read(&out, "t"), "triggered\n");
+    assert_eq!(read(&out, "seen"), "triggered\nparent\n");
+
+    let child_config = build_oci(&env, &child, "child", &[]).config();
+    let onbuild = &child_config["config"]["OnBuild"];
+    assert!(
+        onbuild.is_null() || onbuild.as_array().is_some_and(|a| a.is_empty()),
+        "triggers must not be inherited by the child: {onbuild}"
+    );
+}
+
+#[test]
+fn run_mounts_cache_bind_tmpfs_and_secrets() {
+    let Some(env) = Env::new() else { return };
+    const FILE_SECRET: &str = "filesecret-Qm8vX2pL";
+    const ENV_SECRET: &str = "envsecret-Zr4tY7wK";
+    // Cache: the first build writes, the second (a different RUN) reads it back.
+    let c1 = env.context(
+        "cache1",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=cache,target=/cache echo first-build > /cache/stamp\n",
+        )],
+    );
+    env.build_ok(&["--output", &local_out(&env.path("c1")), p(&c1)]);
+    let c2 = env.context(
+        "cache2",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=cache,target=/cache cat /cache/stamp > /seen\n",
+        )],
+    );
+    let c2out = env.path("c2");
+    env.build_ok(&["--output", &local_out(&c2out), p(&c2)]);
+    assert_eq!(read(&c2out, "seen"), "first-build\n", "cache mount did not persist");
+    assert!(!exists(&c2out, "cache/stamp"), "cache contents leaked into the image");
+
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox AS src\n\
+                 RUN echo fromstage > /payload\n\
+                 FROM busybox\n\
+                 RUN --mount=type=bind,from=src,source=/payload,target=/mnt/p cat /mnt/p > /bound\n\
+                 RUN --mount=type=bind,from=src,target=/mnt/s sh -c 'if touch /mnt/s/w 2>/dev/null; then echo writable; else echo readonly; fi' > /rw\n\
+                 RUN --mount=type=bind,source=ctxfile.txt,target=/c.txt cat /c.txt > /fromctx\n\
+                 RUN --mount=type=tmpfs,target=/scratch sh -c 'echo t > /scratch/t && grep \" /scratch \" /proc/mounts | grep -q tmpfs && echo tmpfs' > /tmpfs\n\
+                 RUN --mount=type=secret,id=tok rev /run/secrets/tok > /secret-rev\n\
+                 RUN --mount=type=secret,id=envtok,env=SECRET_VAR sh -c 'printf %s \"$SECRET_VAR\" | rev' > /envsecret-rev\n\
+                 RUN --mount=type=secret,id=envtok,target=/etc/envtok rev /etc/envtok > /envsecret-file-rev\n",
+            ),
+            ("ctxfile.txt", "from context\n"),
+        ],
+    );
+    let secret_file = env.path("secret-src");
+    fs::write(&secret_file, FILE_SECRET).unwrap();
+    let out = env.path("out");
+    let archive = env.path("img.tar");
+    let meta = env.path("meta.json");
+    let src = format!("id=tok,src={}", secret_file.display());
+    let run = |extra: &[&str]| {
+        let mut full: Vec<&str> = vec!["build", "--progress=plain", "--secret", &src];
+        full.extend_from_slice(&["--secret", "id=envtok,env=KILN_TEST_SECRET"]);
+        full.extend_from_slice(extra);
+        full.push(p(&ctx));
+        let output = std::process::Command::new(support::KILN)
+            .arg("--root")
+            .arg(&env.store)
+            .args(&full)
+            .env("KILN_TEST_SECRET", ENV_SECRET)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        format!("{}{}", text(&output.stdout), text(&output.stderr))
+    };
+    let mut progress = run(&["--output", &local_out(&out)]);
+    assert_eq!(read(&out, "bound"), "fromstage\n");
+    assert_eq!(read(&out, "rw"), "readonly\n", "a bind mount must be read-only by default");
+    assert!(!exists(&out, "payload") && !exists(&out, "mnt/s/w"));
+    assert_eq!(read(&out, "fromctx"), "from context\n");
+    assert_eq!(read(&out, "tmpfs"), "tmpfs\n");
+    assert!(!exists(&out, "scratch/t"), "tmpfs contents leaked into the image");
+    let rev = |s: &str| s.chars().rev().collect::<String>();
+    assert_eq!(read(&out, "secret-rev").trim_end(), rev(FILE_SECRET));
+    assert_eq!(read(&out, "envsecret-rev").trim_end(), rev(ENV_SECRET));
+    assert_eq!(read(&out, "envsecret-file-rev").trim_end(), rev(ENV_SECRET));
+    assert!(!exists(&out, "run/secrets/tok") && !exists(&out, "etc/envtok"));
+
+    progress.push_str(&run(&["--metadata-file", p(&meta), "--output", &oci_out(&archive)]));
+    let layout = Layout::from_archive(&archive, &env.path("layout"));
+    for secret in [FILE_SECRET, ENV_SECRET] {
+        assert!(!progress.contains(secret), "secret in progress output");
+        let metadata = fs::read(&meta).unwrap();
+        assert!(!contains(&metadata, secret.as_bytes()), "secret in metadata file");
+        for (name, blob) in layout.all_blobs_decompressed() {
+            assert!(!contains(&blob, secret.as_bytes()), "secret in blob {name}");
+        }
+    }
+    let config = layout.config();
+    assert!(!config.to_string().contains(FILE_SECRET));
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn image_config_from_instructions_and_flags() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox AS withcmd\n\
+             CMD [\"base-cmd\"]\n\
+             FROM withcmd AS entry\n\
+             ENTRYPOINT [\"/bin/echo\", \"hi\"]\n\
+             FROM withcmd AS entrycmd\n\
+             ENTRYPOINT echo from-shell\n\
+             CMD [\"a\", \"b\"]\n\
+             FROM busybox AS full\n\
+             ENV A=1 B=\"two words\"\n\
+             LABEL org.test.a=x \"org.test.b\"=\"y z\"\n\
+             EXPOSE 8080 53/udp\n\
+             VOLUME [\"/data\"]\n\
+             RUN echo one > /one\n\
+             WORKDIR /srv\n\
+             RUN echo two > two\n\
+             SHELL [\"/bin/sh\", \"-ec\"]\n\
+             USER app:staff\n\
+             STOPSIGNAL SIGQUIT\n\
+             HEALTHCHECK --interval=5s --timeout=2s --retries=3 CMD [\"true\"]\n\
+             CMD echo shell form\n",
+        )],
+    );
+    let layout = build_oci(&env, &ctx, "full", &["--label", "cli.label=from-flag"]);
+    let manifest = layout.manifest();
+    let config = layout.config();
+    let c = &config["config"];
+    let envs = strings(&c["Env"]);
+    assert!(envs.contains(&"A=1") && envs.contains(&"B=two words"), "{envs:?}");
+    assert_eq!(c["Labels"]["org.test.a"], "x");
+    assert_eq!(c["Labels"]["org.test.b"], "y z");
+    assert_eq!(c["Labels"]["cli.label"], "from-flag");
+    assert_eq!(
+        c["ExposedPorts"],
+        serde_json::json!({"8080/tcp": {}, "53/udp": {}})
+    );
+    assert_eq!(c["Volumes"], serde_json::json!({"/data": {}}));
+    assert_eq!(c["WorkingDir"], "/srv");
+    assert_eq!(c["User"], "app:staff");
+    assert_eq!(c["StopSignal"], "SIGQUIT");
+    assert_eq!(strings(&c["Shell"]), ["/bin/sh", "-ec"]);
+    assert_eq!(strings(&c["Cmd"]), ["/bin/sh", "-ec", "echo shell form"]);
+    assert_eq!(strings(&c["Healthcheck"]["Test"]), ["CMD", "true"]);
+    assert_eq!(c["Healthcheck"]["Interval"], 5_000_000_000u64);
+    assert_eq!(c["Healthcheck"]["Timeout"], 2_000_000_000u64);
+    assert_eq!(c["Healthcheck"]["Retries"], 3);
+
+    let layers = manifest["layers"].as_array().unwrap().len();
+    let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap().len();
+    assert_eq!(diff_ids, layers, "rootfs.diff_ids vs manifest layers");
+    let history = config["history"].as_array().unwrap();
+    let empties = history
+        .iter()
+        .filter(|h| h["empty_layer"].as_bool() == Some(true))
+        .count();
+    assert_eq!(history.len() - empties, layers, "non-empty history entries vs layers");
+    // base layer, RUN one, RUN two, and WORKDIR /srv if it makes a layer for the new dir
+    assert!((3..=4).contains(&layers), "{layers} layers");
+    // the base image's one entry plus one per instruction of the stage after FROM
+    assert_eq!(history.len(), 1 + 12, "{history:#?}");
+
+    let entry = build_oci(&env, &ctx, "entry", &["--target", "entry"]).config();
+    assert_eq!(strings(&entry["config"]["Entrypoint"]), ["/bin/echo", "hi"]);
+    let cmd = &entry["config"]["Cmd"];
+    assert!(
+        cmd.is_null() || cmd.as_array().is_some_and(|a| a.is_empty()),
+        "ENTRYPOINT must clear the inherited CMD: {cmd}"
+    );
+    let entrycmd = build_oci(&env, &ctx, "entrycmd", &["--target", "entrycmd"]).config();
+    assert_eq!(
+        strings(&entrycmd["config"]["Entrypoint"]),
+        ["/bin/sh", "-c", "echo from-shell"]
+    );
+    assert_eq!(strings(&entrycmd["config"]["Cmd"]), ["a", "b"]);
+}
+
+#[test]
+fn failing_run_and_bad_dockerfile_are_reported() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             RUN echo first\n\
+             RUN echo line-one && echo line-two && echo to-stderr >&2 && exit 7\n",
+        )],
+    );
+    let out = env.build(&["--output", &local_out(&env.path("out")), p(&ctx)]);
+    assert!(!out.status.success());
+    assert_ne!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    assert!(err.contains("3/3] RUN echo line-one"), "step not named:\n{err}");
+    assert!(err.contains("exit code: 7"), "exit code missing:\n{err}");
+    assert!(err.contains("line-two") && err.contains("to-stderr"), "last output missing:\n{err}");
+    assert!(!env.path("out").join("bin").exists(), "a failed build exported");
+
+    let bad = env.context(
+        "bad",
+        &[("Dockerfile", "FROM busybox\nRUN echo ok\nCOPPY a b\n")],
+    );
+    let out = env.build(&[p(&bad)]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("Dockerfile:3"), "line not named:\n{err}");
+    assert!(err.contains('^'), "no caret:\n{err}");
+    assert!(err.contains("COPPY"), "offending text not shown:\n{err}");
+}
+
+#[test]
+fn outputs_are_read_by_skopeo_and_umoci() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY hello.txt /hello.txt\nRUN echo built > /built\nCMD [\"cat\", \"/hello.txt\"]\n",
+            ),
+            ("hello.txt", "hello\n"),
+        ],
+    );
+    let epoch = ["--build-arg", "SOURCE_DATE_EPOCH=1700000000"];
+    // OCI archive, with iidfile and metadata file.
+    let archive = env.path("img.tar");
+    let iid = env.path("iid");
+    let meta = env.path("meta.json");
+    let oci = oci_out(&archive);
+    let mut args = vec!["--output", oci.as_str()];
+    args.extend_from_slice(&epoch);
+    args.extend_from_slice(&["--iidfile", p(&iid), "--metadata-file", p(&meta), "-t", "built:v1", p(&ctx)]);
+    env.build_ok(&args);
+    let layout = Layout::from_archive(&archive, &env.path("layout"));
+    let inspect: Value = serde_json::from_str(&run_ok(
+        "skopeo",
+        &["inspect", &format!("oci-archive:{}", archive.display())],
+    ))
+    .unwrap();
+    assert_eq!(inspect["Layers"].as_array().unwrap().len(), 3);
+    let iid_text = fs::read_to_string(&iid).unwrap();
+    assert_eq!(iid_text.trim(), layout.config_digest(), "--iidfile is the config digest");
+    let metadata: Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(
+        metadata["containerimage.digest"].as_str(),
+        Some(layout.manifest_digest().as_str()),
+        "{metadata}"
+    );
+    let oci_dir = env.path("skopeo-oci");
+    run_ok(
+        "skopeo",
+        &[
+            "copy",
+            &format!("oci-archive:{}", archive.display()),
+            &format!("oci:{}:t", oci_dir.display()),
+        ],
+    );
+    let bundle = env.path("bundle");
+    run_ok(
+        "umoci",
+        &["unpack", "--image", &format!("{}:t", oci_dir.display()), p(&bundle)],
+    );
+    assert_eq!(read(&bundle.join("rootfs"), "hello.txt"), "hello\n");
+    assert_eq!(read(&bundle.join("rootfs"), "built"), "built\n");
+    assert!(bundle.join("rootfs/bin/busybox").is_file());
+
+    // OCI layout directory.
+    let dir = env.path("ocidir");
+    let out = format!("type=oci,dest={},tar=false", dir.display());
+    let mut a = vec!["--output", out.as_str()];
+    a.extend_from_slice(&epoch);
+    a.push(p(&ctx));
+    env.build_ok(&a);
+    let inspect: Value = serde_json::from_str(&run_ok(
+        "skopeo",
+        &["inspect", &format!("oci:{}", dir.display())],
+    ))
+    .unwrap();
+    assert_eq!(inspect["Layers"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        Layout { dir: dir.clone() }.config_digest(),
+        layout.config_digest(),
+        "same build, same config, whatever the output"
+    );
+
+    // Docker archive.
+    let docker = env.path("docker.tar");
+    let out = format!("type=docker,dest={}", docker.display());
+    let mut a = vec!["--output", out.as_str(), "-t", "dock:1"];
+    a.extend_from_slice(&epoch);
+    a.push(p(&ctx));
+    env.build_ok(&a);
+    let inspect: Value = serde_json::from_str(&run_ok(
+        "skopeo",
+        &["inspect", &format!("docker-archive:{}", docker.display())],
+    ))
+    .unwrap();
+    assert_eq!(inspect["Layers"].as_array().unwrap().len(), 3);
+    assert_eq!(strings(&inspect["Env"]).is_empty(), false);
+
+    // Local directory and rootfs tar.
+    let local = env.path("local");
+    env.build_ok(&["--output", &local_out(&local), p(&ctx)]);
+    assert_eq!(read(&local, "hello.txt"), "hello\n");
+    assert_eq!(read(&local, "built"), "built\n");
+    let tarball = env.path("rootfs-out.tar");
+    env.build_ok(&["--output", &format!("type=tar,dest={}", tarball.display()), p(&ctx)]);
+    let listing = run_ok("tar", &["-tf", p(&tarball)]);
+    let names: Vec<&str> = listing
+        .lines()
+        .map(|l| l.trim_start_matches("./").trim_end_matches('/'))
+        .collect();
+    for want in ["hello.txt", "built", "bin/busybox"] {
+        assert!(names.contains(&want), "{want} not in rootfs tar: {names:?}");
+    }
+
+    // -t: listed by `kiln images`, saved, read by skopeo.
+    let images = text(&env.kiln(&["images"]).stdout);
+    assert!(
+        images.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() >= 2 && f[0].ends_with("built") && f[1] == "v1"
+        }),
+        "{images}"
+    );
+    let saved = env.path("saved.tar");
+    let out = env.kiln(&["save", "-o", p(&saved), "built:v1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let inspect: Value = serde_json::from_str(&run_ok(
+        "skopeo",
+        &["inspect", "--raw", &format!("docker-archive:{}", saved.display())],
+    ))
+    .unwrap();
+    assert_eq!(inspect["config"]["digest"].as_str(), Some(iid_text.trim()));
+
+    // zstd compression.
+    let zarchive = env.path("zstd.tar");
+    let out = format!("type=oci,dest={},compression=zstd", zarchive.display());
+    env.build_ok(&["--output", &out, p(&ctx)]);
+    let zl = Layout::from_archive(&zarchive, &env.path("zstd-layout"));
+    let manifest = zl.manifest();
+    let layers = manifest["layers"].as_array().unwrap();
+    let last = layers.last().unwrap();
+    assert_eq!(last["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd");
+    let raw = zl.blob(last["digest"].as_str().unwrap());
+    assert!(raw.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]), "not zstd data");
+    assert!(contains(&support::decompress(&raw), b"built\n"));
+    run_ok("skopeo", &["inspect", &format!("oci-archive:{}", zarchive.display())]);
+}
+
+#[test]
+fn source_date_epoch_gives_identical_digests_across_stores_and_mtimes() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY . /app/\nRUN echo made > /app/made && mkdir -p /var/x\nLABEL v=1\n",
+            ),
+            ("a.txt", "a\n"),
+            ("dir/b.txt", "b\n"),
+        ],
+    );
+    let digest = |store: &Path, name: &str| -> String {
+        let archive = env.path(&format!("{name}.tar"));
+        let out = support::kiln_at(
+            store,
+            &[
+                "build",
+                "--progress=plain",
+                "--build-arg",
+                "SOURCE_DATE_EPOCH=1700000000",
+                "--output",
+                &oci_out(&archive),
+                p(&ctx),
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        Layout::from_archive(&archive, &env.path(&format!("{name}-layout"))).manifest_digest()
+    };
+    let first = digest(&env.store, "first");
+    // New mtimes in the context, and a second store so nothing comes from a cache.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for f in ["a.txt", "dir/b.txt"] {
+        let bytes = fs::read(ctx.join(f)).unwrap();
+        fs::write(ctx.join(f), bytes).unwrap();
+    }
+    // Timestamps after the epoch are clamped to it (older ones are kept, as BuildKit does).
+    run_ok("touch", &["-d", "2025-06-01", p(&ctx.join("dir"))]);
+    let store2 = env.path("store2");
+    env.import_busybox(&store2, "busybox:latest");
+    let second = digest(&store2, "second");
+    assert_eq!(first, second, "SOURCE_DATE_EPOCH builds differ");
+    let third = digest(&env.store, "third");
+    assert_eq!(first, third);
+}
