@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib/common.sh"
 test_seconds=${1:-2}
 base_seconds=1
 work=$(mktemp -d /tmp/kiln-bench-fanout.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+trap 'status=$?; [ $status -eq 0 ] && rm -rf "$work" || echo "bench failed; log kept in $work/log" >&2' EXIT
 log=$work/log
 build_kiln
 busybox_rootfs_tar "$work"
