@@ -213,6 +213,7 @@ fn execute(args: &BakeArgs, root: Option<&Path>, out: &mut dyn Write) -> Result<
         atomic: args.build.atomic,
         metadata_file: args.build.metadata_file.as_deref().map(Path::new),
         no_cache: args.build.no_cache,
+        allow: &args.build.allow,
     };
     super::bake_exec::run_bake(&resolved, &run).map_err(|f| f.message)
 }

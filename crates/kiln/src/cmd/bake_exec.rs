@@ -11,7 +11,7 @@ use kiln_graph::lower::{LoweredStage, NamedContext};
 use kiln_solver::build::{BuildRequest, parse_build_context, plan};
 use kiln_solver::engine::SecretSource;
 
-use super::build_exec::{ExportRequest, Failure, Session, SolveSettings, cache_policy};
+use super::build_exec::{ExportRequest, Failure, Session, SolveSettings, cache_policy, check_entitlements};
 use super::outputs::parse_output;
 use crate::progress::{Progress, ProgressMode};
 
@@ -26,6 +26,7 @@ pub struct BakeRun<'a> {
     pub atomic: bool,
     pub metadata_file: Option<&'a Path>,
     pub no_cache: bool,
+    pub allow: &'a [String],
 }
 
 /// The targets `names` stand for: groups expanded (nested), in order, without repeats.
@@ -76,6 +77,13 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
         stages.push((name.clone(), planner.target(name)?));
     }
     let graph = planner.graph;
+    for (name, stage) in &stages {
+        let mut allow = run.allow.to_vec();
+        if let Some(target) = resolved.targets.get(name) {
+            allow.extend(target.entitlements.iter().flatten().cloned());
+        }
+        check_entitlements(&graph, &[stage.fs], &allow).map_err(|f| Failure { message: format!("[{name}] {}", f.message), ..f })?;
+    }
 
     let progress = Progress::new(mode);
     let mut described = HashSet::new();

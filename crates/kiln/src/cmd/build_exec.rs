@@ -156,6 +156,7 @@ pub fn run_build(
     let session = Session::open(root, plan_input.secrets.clone())?;
     let mut graph = Graph::new();
     let stage = plan(&mut graph, &session.images, &plan_input.request)?;
+    check_entitlements(&graph, &[stage.fs], &args.allow)?;
     let progress = Progress::new(mode);
     for (id, node) in graph.nodes() {
         if let Some(description) = node.descriptions.first() {
@@ -217,6 +218,31 @@ pub fn cache_policy(graph: &Graph, scope: &str, no_cache: bool, filter: &[String
         }
     }
     policy
+}
+
+/// RUN steps that leave the sandbox need the user's permission, as in buildx:
+/// `--network=host` needs `--allow network.host`, `--security=insecure` needs
+/// `--allow security.insecure`.
+pub fn check_entitlements(graph: &Graph, roots: &[kiln_graph::NodeId], allow: &[String]) -> Result<(), Failure> {
+    let allowed = |name: &str| allow.iter().flat_map(|a| a.split(',')).any(|a| a.trim() == name);
+    for id in graph.required(roots) {
+        let Some(node) = graph.node(id) else { continue };
+        let kiln_graph::Op::Exec(exec) = &node.op else { continue };
+        let step = node.descriptions.first().cloned().unwrap_or_default();
+        if exec.network == kiln_graph::NetworkMode::Host && !allowed("network.host") {
+            return Err(Failure {
+                message: format!("{step}: --network=host needs the network.host entitlement; pass --allow network.host"),
+                code: 1,
+            });
+        }
+        if exec.security == kiln_graph::SecurityMode::Insecure && !allowed("security.insecure") {
+            return Err(Failure {
+                message: format!("{step}: --security=insecure needs the security.insecure entitlement; pass --allow security.insecure"),
+                code: 1,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `--explain`: every step that ran, and why.
@@ -435,5 +461,50 @@ fn load_into_docker(built: &BuiltImage, names: &[ImageName]) -> Result<(), Failu
             message: format!("--load: cannot run docker: {e}"),
             code: 1,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kiln_graph::{ExecOp, NetworkMode, Op, SecurityMode};
+
+    use super::*;
+
+    fn graph_with(network: NetworkMode, security: SecurityMode) -> (Graph, kiln_graph::NodeId) {
+        let mut graph = Graph::new();
+        let base = graph.add(Op::Scratch, vec![], "").unwrap();
+        let exec = ExecOp {
+            args: vec!["true".into()],
+            env: vec![],
+            cwd: "/".into(),
+            user: String::new(),
+            network,
+            security,
+            mounts: vec![],
+        };
+        let run = graph.add(Op::Exec(exec), vec![base], "[stage-0 2/2] RUN true").unwrap();
+        (graph, run)
+    }
+
+    #[test]
+    fn host_network_and_insecure_need_entitlements() {
+        let (g, run) = graph_with(NetworkMode::Host, SecurityMode::Sandbox);
+        let err = check_entitlements(&g, &[run], &[]).err().unwrap();
+        assert!(err.message.contains("--allow network.host"), "{}", err.message);
+        assert!(check_entitlements(&g, &[run], &["network.host".into()]).is_ok());
+        let (g, run) = graph_with(NetworkMode::None, SecurityMode::Insecure);
+        assert!(check_entitlements(&g, &[run], &["network.host".into()]).is_err());
+        assert!(check_entitlements(&g, &[run], &["network.host,security.insecure".into()]).is_ok());
+        let (g, run) = graph_with(NetworkMode::Default, SecurityMode::Sandbox);
+        assert!(check_entitlements(&g, &[run], &[]).is_ok());
+    }
+
+    #[test]
+    fn cache_policy_names_steps_and_filters_stages() {
+        let (g, run) = graph_with(NetworkMode::Default, SecurityMode::Sandbox);
+        let policy = cache_policy(&g, "ctx/Dockerfile", false, &["STAGE-0".into()]);
+        assert_eq!(policy.steps[&run], "ctx/Dockerfile#[stage-0 2/2]");
+        assert!(policy.uncached.contains(&run));
+        assert!(!cache_policy(&g, "x", false, &["other".into()]).uncached.contains(&run));
     }
 }
