@@ -6,7 +6,7 @@ bench_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 repo_root=$(cd "$bench_root/.." && pwd)
 
 build_kiln() {
-  (cd "$repo_root" && cargo build --release --locked -p kiln >"${log:-/dev/null}" 2>&1)
+  (cd "$repo_root" && cargo build --release -p kiln >"${log:-/dev/null}" 2>&1)
   kiln="$repo_root/target/release/kiln"
 }
 
