@@ -77,18 +77,7 @@ pub(crate) fn lower_copy(
     for source in &copy.sources {
         match source {
             CopySource::Heredoc(doc) => {
-                let file = lowering.graph.add(
-                    Op::File(FileOp {
-                        actions: vec![FileAction::Mkfile {
-                            path: format!("/{}", doc.name),
-                            mode: 0o644,
-                            data: doc.content.clone().into_bytes(),
-                            owner: None,
-                        }],
-                    }),
-                    vec![],
-                    String::new(),
-                )?;
+                let file = lowering.heredoc_file(&doc.name, &doc.content, 0o644)?;
                 inputs.push(file);
                 actions.push(FileAction::Copy(action_for(
                     inputs.len() - 1,

@@ -189,6 +189,24 @@ impl Lowering<'_, '_> {
         })
     }
 
+    /// A filesystem holding just one heredoc body as `/NAME`.
+    pub fn heredoc_file(
+        &mut self,
+        name: &str,
+        content: &str,
+        mode: u32,
+    ) -> Result<NodeId, LowerError> {
+        let op = crate::Op::File(crate::FileOp {
+            actions: vec![crate::FileAction::Mkfile {
+                path: format!("/{name}"),
+                mode,
+                data: content.as_bytes().to_vec(),
+                owner: None,
+            }],
+        });
+        Ok(self.graph.add(op, vec![], String::new())?)
+    }
+
     /// A stage's base: scratch, an image, an earlier stage or a named context.
     pub fn base(&mut self, base: &StageBase, line: usize) -> Result<LoweredStage, LowerError> {
         match base {

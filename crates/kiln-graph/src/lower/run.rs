@@ -9,8 +9,7 @@ use kiln_frontend::dockerfile::{ResolvedInstruction, SourceRef};
 use super::stage::{StageState, join_path};
 use super::{LowerError, LoweredStage, Lowering};
 use crate::{
-    CacheSharing, ExecMount, ExecOp, FileAction, FileOp, LocalSource, MountKind, NetworkMode,
-    NodeId, Op, SecurityMode,
+    CacheSharing, ExecMount, ExecOp, LocalSource, MountKind, NetworkMode, NodeId, Op, SecurityMode,
 };
 
 /// Where heredoc scripts with a shebang are mounted to be executed.
@@ -92,18 +91,7 @@ fn command(
     if let (true, Some(doc)) = (only_heredoc, run.heredocs.first()) {
         if doc.content.starts_with("#!") {
             // A script with a shebang runs as a file, so its interpreter is honoured.
-            let file = lowering.graph.add(
-                Op::File(FileOp {
-                    actions: vec![FileAction::Mkfile {
-                        path: format!("/{}", doc.name),
-                        mode: 0o755,
-                        data: doc.content.clone().into_bytes(),
-                        owner: None,
-                    }],
-                }),
-                vec![],
-                String::new(),
-            )?;
+            let file = lowering.heredoc_file(&doc.name, &doc.content, 0o755)?;
             inputs.push(file);
             mounts.push(ExecMount {
                 target: HEREDOC_DIR.to_string(),

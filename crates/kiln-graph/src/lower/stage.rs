@@ -145,17 +145,29 @@ fn onbuild_instructions(
     line: usize,
 ) -> Result<Vec<ResolvedInstruction>, LowerError> {
     let text = format!("FROM {TRIGGER_BASE}\n{}\n", triggers.join("\n"));
-    let fail = |e: FrontendError| LowerError::at(line, format!("ONBUILD trigger of the base image: {}", e.message));
+    let fail = |e: FrontendError| {
+        LowerError::at(
+            line,
+            format!("ONBUILD trigger of the base image: {}", e.message),
+        )
+    };
     let df = Dockerfile::parse("ONBUILD", &text).map_err(fail)?;
     let mut image_env = HashMap::new();
-    image_env.insert(TRIGGER_BASE.to_string(), state.result.image.config.env_pairs());
+    image_env.insert(
+        TRIGGER_BASE.to_string(),
+        state.result.image.config.env_pairs(),
+    );
     let options = ResolveOptions {
         build_args: lowering.request.build_args.clone(),
         image_env,
         ..ResolveOptions::default()
     };
     let resolved = df.resolve(&options).map_err(fail)?;
-    Ok(resolved.stages.into_iter().flat_map(|s| s.instructions).collect())
+    Ok(resolved
+        .stages
+        .into_iter()
+        .flat_map(|s| s.instructions)
+        .collect())
 }
 
 fn lower_instruction(

@@ -13,8 +13,15 @@ impl ImageResolver for TestImages {
         let mut image = ImageState::for_platform(platform);
         if reference == "parent" {
             image.config.env = vec!["GREETING=hi".into()];
-            image.config.on_build = vec!["RUN echo $GREETING > /triggered".into(), "ENV FROM_TRIGGER=1".into()];
-            return Ok(ResolvedImage { reference: "parent".into(), digest: "sha256:bb".into(), image });
+            image.config.on_build = vec![
+                "RUN echo $GREETING > /triggered".into(),
+                "ENV FROM_TRIGGER=1".into(),
+            ];
+            return Ok(ResolvedImage {
+                reference: "parent".into(),
+                digest: "sha256:bb".into(),
+                image,
+            });
         }
         if reference != "busybox" {
             return Err(format!("image {reference:?} not found"));
