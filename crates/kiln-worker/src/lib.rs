@@ -15,6 +15,7 @@ mod snapshotter;
 mod step;
 mod sys;
 mod unpack;
+mod untouched;
 mod users;
 
 pub use cancel::CancelToken;

@@ -212,6 +212,12 @@ impl Snapshotter {
     /// prepared on.
     pub fn commit(&self, mut active: ActiveMount, label: &str) -> Result<SnapshotRecord> {
         active.unmount()?;
+        // Unmounted first: overlayfs forbids changing an upper dir under a live mount.
+        let lowers = match active.parent.as_deref() {
+            Some(parent) => self.chain_dirs(parent)?,
+            None => Vec::new(),
+        };
+        crate::untouched::drop_untouched_dirs(&active.upper_dir(), &lowers)?;
         let scratch = active
             .scratch
             .take()

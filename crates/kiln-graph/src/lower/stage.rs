@@ -107,6 +107,21 @@ pub(crate) fn lower_stage(
     }
     // Triggers of a base image run first, and are consumed: the new image has none.
     let triggers = std::mem::take(&mut result.image.config.on_build);
+    let trigger_instructions = if triggers.is_empty() {
+        Vec::new()
+    } else {
+        onbuild_instructions(
+            lowering,
+            &result.image.config.env_pairs(),
+            &triggers,
+            stage.start_line,
+        )?
+    };
+    let fs_steps = trigger_instructions
+        .iter()
+        .chain(&stage.instructions)
+        .filter(|i| fs_changing(&i.instruction.kind))
+        .count();
     let mut state = StageState {
         result,
         label: stage
@@ -117,16 +132,10 @@ pub(crate) fn lower_stage(
         proxy_env: stage.proxy_env.clone(),
         cmd_set_here: false,
         step: 1,
-        steps: 1 + stage
-            .instructions
-            .iter()
-            .filter(|i| fs_changing(&i.instruction.kind))
-            .count(),
+        steps: 1 + fs_steps,
     };
-    if !triggers.is_empty() {
-        for instruction in onbuild_instructions(lowering, &state, &triggers, stage.start_line)? {
-            lower_instruction(lowering, &mut state, &instruction)?;
-        }
+    for instruction in &trigger_instructions {
+        lower_instruction(lowering, &mut state, instruction)?;
     }
     for instruction in &stage.instructions {
         lower_instruction(lowering, &mut state, instruction)?;
@@ -140,7 +149,7 @@ const TRIGGER_BASE: &str = "kiln-onbuild-base";
 /// Parses and expands ONBUILD triggers as if they were written right after the FROM.
 fn onbuild_instructions(
     lowering: &Lowering<'_, '_>,
-    state: &StageState,
+    env: &[(String, String)],
     triggers: &[String],
     line: usize,
 ) -> Result<Vec<ResolvedInstruction>, LowerError> {
@@ -153,10 +162,7 @@ fn onbuild_instructions(
     };
     let df = Dockerfile::parse("ONBUILD", &text).map_err(fail)?;
     let mut image_env = HashMap::new();
-    image_env.insert(
-        TRIGGER_BASE.to_string(),
-        state.result.image.config.env_pairs(),
-    );
+    image_env.insert(TRIGGER_BASE.to_string(), env.to_vec());
     let options = ResolveOptions {
         build_args: lowering.request.build_args.clone(),
         image_env,

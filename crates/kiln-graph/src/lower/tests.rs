@@ -307,5 +307,11 @@ fn onbuild_triggers_of_the_base_run_first_and_are_consumed() {
     assert_eq!(trigger.args[2], "echo $GREETING > /triggered");
     assert!(trigger.env.contains(&"GREETING=hi".to_string()));
     assert!(b.result.image.config.on_build.is_empty());
+    // The trigger counts as a step of the stage.
+    let descriptions = &b.graph.node(b.result.fs).unwrap().descriptions;
+    assert!(
+        descriptions[0].starts_with("[stage-0 3/3]"),
+        "{descriptions:?}"
+    );
     assert_eq!(b.result.image.config.env_value("FROM_TRIGGER"), Some("1"));
 }

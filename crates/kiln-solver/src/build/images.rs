@@ -18,11 +18,19 @@ pub struct StoreImages {
 
 impl StoreImages {
     pub fn new(store: Arc<Store>) -> Self {
-        Self { store, opened: Mutex::new(HashMap::new()) }
+        Self {
+            store,
+            opened: Mutex::new(HashMap::new()),
+        }
     }
 
     fn open(&self, key: &str) -> Result<Arc<StoredImage>, String> {
-        if let Some(found) = self.opened.lock().unwrap_or_else(|p| p.into_inner()).get(key) {
+        if let Some(found) = self
+            .opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+        {
             return Ok(found.clone());
         }
         let stored = Arc::new(imagestore::open(&self.store, key).map_err(|e| e.to_string())?);
@@ -39,7 +47,10 @@ impl StoreImages {
         let platform = parse_platform(platform).map_err(|e| e.to_string())?;
         let loaded = load_image(&layout.path, layout.selector(), Some(&platform))
             .map_err(|e| format!("{reference}: {e}"))?;
-        let built = loaded.into_built_image(&self.store.tmp_dir()).map_err(|e| e.to_string())?;
+        // Layers go straight to their content address in the store: nothing to clean up.
+        let built = loaded
+            .into_built_image(&self.store.blobs_dir())
+            .map_err(|e| e.to_string())?;
         let digest = imagestore::save(&self.store, &built, &[]).map_err(|e| e.to_string())?;
         Ok(digest.to_string())
     }
@@ -48,7 +59,10 @@ impl StoreImages {
 impl ImageResolver for StoreImages {
     fn resolve_image(&self, reference: &str, platform: &str) -> Result<ResolvedImage, String> {
         let (key, shown) = if reference.starts_with("oci-layout://") {
-            (self.import_layout(reference, platform)?, reference.to_string())
+            (
+                self.import_layout(reference, platform)?,
+                reference.to_string(),
+            )
         } else {
             (reference.to_string(), String::new())
         };
@@ -58,7 +72,11 @@ impl ImageResolver for StoreImages {
                  import it with `kiln import`, build it with `-t`, or pass --build-context {reference}=oci-layout:///PATH"
             )
         })?;
-        let name = if shown.is_empty() { stored.names.first().cloned().unwrap_or(key) } else { shown };
+        let name = if shown.is_empty() {
+            stored.names.first().cloned().unwrap_or(key)
+        } else {
+            shown
+        };
         Ok(ResolvedImage {
             reference: name,
             digest: stored.manifest_digest.to_string(),
@@ -104,14 +122,18 @@ fn image_state(stored: &StoredImage) -> ImageState {
             working_dir: some(&c.config.working_dir),
             labels: c.config.labels.clone(),
             stop_signal: some(&c.config.stop_signal),
-            healthcheck: c.config.healthcheck.as_ref().map(|h| kiln_graph::lower::HealthConfig {
-                test: h.test.clone(),
-                interval: u64::try_from(h.interval).ok().filter(|n| *n > 0),
-                timeout: u64::try_from(h.timeout).ok().filter(|n| *n > 0),
-                start_period: u64::try_from(h.start_period).ok().filter(|n| *n > 0),
-                start_interval: u64::try_from(h.start_interval).ok().filter(|n| *n > 0),
-                retries: u32::try_from(h.retries).ok().filter(|n| *n > 0),
-            }),
+            healthcheck: c
+                .config
+                .healthcheck
+                .as_ref()
+                .map(|h| kiln_graph::lower::HealthConfig {
+                    test: h.test.clone(),
+                    interval: u64::try_from(h.interval).ok().filter(|n| *n > 0),
+                    timeout: u64::try_from(h.timeout).ok().filter(|n| *n > 0),
+                    start_period: u64::try_from(h.start_period).ok().filter(|n| *n > 0),
+                    start_interval: u64::try_from(h.start_interval).ok().filter(|n| *n > 0),
+                    retries: u32::try_from(h.retries).ok().filter(|n| *n > 0),
+                }),
             on_build: c.config.on_build.clone(),
             shell: some_list(&c.config.shell),
         },

@@ -7,9 +7,13 @@ mod images;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use kiln_frontend::dockerfile::{Dockerfile, FrontendError, Platform, ResolveOptions, ResolvedBuild, StageBase};
+use kiln_frontend::dockerfile::{
+    Dockerfile, FrontendError, Platform, ResolveOptions, ResolvedBuild, StageBase,
+};
 use kiln_graph::Graph;
-use kiln_graph::lower::{ImageResolver, LowerError, LowerRequest, LoweredStage, NamedContext, lower};
+use kiln_graph::lower::{
+    DEFAULT_PATH, ImageResolver, LowerError, LowerRequest, LoweredStage, NamedContext, lower,
+};
 
 pub use images::StoreImages;
 
@@ -53,22 +57,29 @@ pub fn parse_build_context(text: &str) -> Result<(String, NamedContext), String>
     } else if value.starts_with("oci-layout://") {
         NamedContext::Image(value.to_string())
     } else if value.starts_with("target:") {
-        return Err(format!("--build-context {name}={value}: target: contexts only exist in kiln bake"));
+        return Err(format!(
+            "--build-context {name}={value}: target: contexts only exist in kiln bake"
+        ));
     } else if value.contains("://") {
         return Err(format!(
             "--build-context {name}={value}: kiln reads local directories, docker-image:// and oci-layout:// contexts"
         ));
     } else {
         let path = PathBuf::from(value);
-        let absolute = std::fs::canonicalize(&path)
-            .map_err(|e| format!("--build-context {name}={value}: cannot use that directory: {e}"))?;
+        let absolute = std::fs::canonicalize(&path).map_err(|e| {
+            format!("--build-context {name}={value}: cannot use that directory: {e}")
+        })?;
         NamedContext::Local(absolute)
     };
     Ok((name.to_string(), context))
 }
 
 /// Parses, resolves and lowers `request` into `graph`.
-pub fn plan(graph: &mut Graph, images: &StoreImages, request: &BuildRequest) -> Result<LoweredStage, BuildError> {
+pub fn plan(
+    graph: &mut Graph,
+    images: &StoreImages,
+    request: &BuildRequest,
+) -> Result<LoweredStage, BuildError> {
     let df = Dockerfile::parse(&request.dockerfile_label, &request.dockerfile_text)?;
     let platform = match &request.platform {
         Some(p) => Platform::parse(p).map_err(BuildError::Input)?,
@@ -85,13 +96,24 @@ pub fn plan(graph: &mut Graph, images: &StoreImages, request: &BuildRequest) -> 
     let mut build = df.resolve(&options)?;
     // Expansion sees base images' ENV (`ENV PATH=/x:$PATH`), known only once the images
     // the first pass named are looked up: resolve again with it.
-    let image_env = base_image_env(images, &build, &request.named_contexts, &platform_text(&platform));
+    let image_env = base_image_env(
+        images,
+        &build,
+        &request.named_contexts,
+        &platform_text(&platform),
+    );
     if !image_env.is_empty() {
-        build = df.resolve(&ResolveOptions { image_env, ..options })?;
+        build = df.resolve(&ResolveOptions {
+            image_env,
+            ..options
+        })?;
     }
     let (context_name, context_excludes) = match &request.context {
         Some(dir) => {
-            let dockerfile = request.dockerfile_path.clone().unwrap_or_else(|| dir.join("Dockerfile"));
+            let dockerfile = request
+                .dockerfile_path
+                .clone()
+                .unwrap_or_else(|| dir.join("Dockerfile"));
             let ignore = kiln_frontend::dockerignore::load_for_build(dir, &dockerfile)
                 .map_err(|e| BuildError::Input(e.to_string()))?;
             let patterns = ignore
@@ -99,7 +121,13 @@ pub fn plan(graph: &mut Graph, images: &StoreImages, request: &BuildRequest) -> 
                     file.matcher
                         .patterns()
                         .iter()
-                        .map(|p| if p.is_exception() { format!("!{}", p.pattern()) } else { p.pattern().to_string() })
+                        .map(|p| {
+                            if p.is_exception() {
+                                format!("!{}", p.pattern())
+                            } else {
+                                p.pattern().to_string()
+                            }
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -116,7 +144,8 @@ pub fn plan(graph: &mut Graph, images: &StoreImages, request: &BuildRequest) -> 
         context_name,
         context_excludes,
     };
-    let mut stage = lower(graph, &lower_request).map_err(|e| located(&request.dockerfile_label, &request.dockerfile_text, e))?;
+    let mut stage = lower(graph, &lower_request)
+        .map_err(|e| located(&request.dockerfile_label, &request.dockerfile_text, e))?;
     for (key, value) in &request.labels {
         stage.image.config.labels.insert(key.clone(), value.clone());
     }
@@ -139,14 +168,26 @@ fn base_image_env(
 ) -> HashMap<String, Vec<(String, String)>> {
     let mut env = HashMap::new();
     for stage in &build.stages {
-        let StageBase::Image(reference) = &stage.base else { continue };
+        let StageBase::Image(reference) = &stage.base else {
+            continue;
+        };
         let found = match named_contexts.get(reference) {
             Some(NamedContext::Stage(stage)) => Some(stage.image.config.env_pairs()),
-            Some(NamedContext::Image(image)) => images.resolve_image(image, platform).ok().map(|i| i.image.config.env_pairs()),
+            Some(NamedContext::Image(image)) => images
+                .resolve_image(image, platform)
+                .ok()
+                .map(|i| i.image.config.env_pairs()),
             Some(NamedContext::Local(_)) => None,
-            None => images.resolve_image(reference, platform).ok().map(|i| i.image.config.env_pairs()),
+            None => images
+                .resolve_image(reference, platform)
+                .ok()
+                .map(|i| i.image.config.env_pairs()),
         };
-        if let Some(pairs) = found {
+        if let Some(mut pairs) = found {
+            // Lowering gives a stage without PATH the default one; expansion must see it too.
+            if !pairs.iter().any(|(k, _)| k == "PATH") {
+                pairs.push(("PATH".to_string(), DEFAULT_PATH.to_string()));
+            }
             env.insert(reference.clone(), pairs);
         }
     }
@@ -165,7 +206,10 @@ fn located(file: &str, text: &str, error: LowerError) -> BuildError {
         line,
         end_line: line,
         column: None,
-        source_line: line.checked_sub(1).and_then(|i| text.lines().nth(i)).map(str::to_string),
+        source_line: line
+            .checked_sub(1)
+            .and_then(|i| text.lines().nth(i))
+            .map(str::to_string),
         message,
         hint: None,
     })

@@ -11,7 +11,9 @@ use kiln_graph::lower::{LoweredStage, NamedContext};
 use kiln_solver::build::{BuildRequest, parse_build_context, plan};
 use kiln_solver::engine::SecretSource;
 
-use super::build_exec::{ExportRequest, Failure, Session, SolveSettings, cache_policy, check_entitlements};
+use super::build_exec::{
+    ExportRequest, Failure, Session, SolveSettings, cache_policy, check_entitlements,
+};
 use super::outputs::parse_output;
 use crate::progress::{Progress, ProgressMode};
 
@@ -54,12 +56,22 @@ pub fn expand_groups(resolved: &Resolved, names: &[String]) -> Vec<String> {
 }
 
 pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> {
-    let mode = ProgressMode::parse(run.progress).map_err(|m| Failure { message: m, code: 2 })?;
+    let mode = ProgressMode::parse(run.progress).map_err(|m| Failure {
+        message: m,
+        code: 2,
+    })?;
     let default = ["default".to_string()];
-    let requested = if run.requested.is_empty() { &default[..] } else { run.requested };
+    let requested = if run.requested.is_empty() {
+        &default[..]
+    } else {
+        run.requested
+    };
     let wanted = expand_groups(resolved, requested);
     if wanted.is_empty() {
-        return Err(Failure { message: format!("no targets to build for {:?}", run.requested), code: 1 });
+        return Err(Failure {
+            message: format!("no targets to build for {:?}", run.requested),
+            code: 1,
+        });
     }
     let mut secrets = HashMap::new();
     for name in &wanted {
@@ -71,7 +83,14 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
         }
     }
     let session = Session::open(run.root, secrets)?;
-    let mut planner = Planner { resolved, cwd: run.cwd, session: &session, graph: Graph::new(), done: HashMap::new(), active: Vec::new() };
+    let mut planner = Planner {
+        resolved,
+        cwd: run.cwd,
+        session: &session,
+        graph: Graph::new(),
+        done: HashMap::new(),
+        active: Vec::new(),
+    };
     let mut stages = Vec::new();
     for name in &wanted {
         stages.push((name.clone(), planner.target(name)?));
@@ -82,7 +101,10 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
         if let Some(target) = resolved.targets.get(name) {
             allow.extend(target.entitlements.iter().flatten().cloned());
         }
-        check_entitlements(&graph, &[stage.fs], &allow).map_err(|f| Failure { message: format!("[{name}] {}", f.message), ..f })?;
+        check_entitlements(&graph, &[stage.fs], &allow).map_err(|f| Failure {
+            message: format!("[{name}] {}", f.message),
+            ..f
+        })?;
     }
 
     let progress = Progress::new(mode);
@@ -97,7 +119,10 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
         }
     }
     let roots: Vec<_> = stages.iter().map(|(_, s)| s.fs).collect();
-    let mut policy = kiln_solver::engine::cache::CachePolicy { disabled: run.no_cache, ..Default::default() };
+    let mut policy = kiln_solver::engine::cache::CachePolicy {
+        disabled: run.no_cache,
+        ..Default::default()
+    };
     for (name, stage) in &stages {
         let scoped = cache_policy(&graph, name, false, &[]);
         for id in graph.required(&[stage.fs]) {
@@ -106,24 +131,42 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
             }
         }
     }
-    let settings = SolveSettings { max_parallelism: run.max_parallelism, fail_fast: !run.keep_going, policy };
+    let settings = SolveSettings {
+        max_parallelism: run.max_parallelism,
+        fail_fast: !run.keep_going,
+        policy,
+    };
     let outcome = session.solve(&graph, &roots, &progress, &settings)?;
 
-    let succeeded: Vec<&(String, LoweredStage)> =
-        stages.iter().filter(|(_, s)| outcome.outputs.contains_key(&s.fs)).collect();
+    let succeeded: Vec<&(String, LoweredStage)> = stages
+        .iter()
+        .filter(|(_, s)| outcome.outputs.contains_key(&s.fs))
+        .collect();
     let mut failures: Vec<String> = outcome
         .failures
         .iter()
         .map(|(node, error)| {
-            let step = graph.node(*node).and_then(|n| n.descriptions.first().cloned()).unwrap_or_default();
-            format!("{step}: {error}")
+            let step = graph
+                .node(*node)
+                .and_then(|n| n.descriptions.first().cloned())
+                .unwrap_or_default();
+            // Name every requested target the failed step belongs to.
+            let owners: Vec<&str> = stages
+                .iter()
+                .filter(|(_, stage)| graph.required(&[stage.fs]).contains(node))
+                .map(|(name, _)| name.as_str())
+                .collect();
+            format!("target {}: {step}: {error}", owners.join(", "))
         })
         .collect();
     let all_ok = succeeded.len() == stages.len();
     let mut metadata = serde_json::Map::new();
     if all_ok || !run.atomic {
         for (name, stage) in succeeded {
-            let target = resolved.targets.get(name).ok_or_else(|| format!("target {name} vanished"))?;
+            let target = resolved
+                .targets
+                .get(name)
+                .ok_or_else(|| format!("target {name} vanished"))?;
             let request = export_request(target, name)?;
             match session.export(&graph, stage, &outcome, &request) {
                 Ok(exported) => {
@@ -161,7 +204,11 @@ impl Planner<'_> {
             return Ok(found.clone());
         }
         if self.active.iter().any(|n| n == name) {
-            return Err(format!("target {name} links to itself through target: contexts ({})", self.active.join(" -> ")).into());
+            return Err(format!(
+                "target {name} links to itself through target: contexts ({})",
+                self.active.join(" -> ")
+            )
+            .into());
         }
         let target = self
             .resolved
@@ -171,7 +218,8 @@ impl Planner<'_> {
         self.active.push(name.to_string());
         let request = self.request(name, target)?;
         self.active.pop();
-        let stage = plan(&mut self.graph, &self.session.images, &request).map_err(|e| format!("[{name}] {e}"))?;
+        let stage = plan(&mut self.graph, &self.session.images, &request)
+            .map_err(|e| format!("[{name}] {e}"))?;
         self.done.insert(name.to_string(), stage.clone());
         Ok(stage)
     }
@@ -179,7 +227,11 @@ impl Planner<'_> {
     fn request(&mut self, name: &str, target: &Target) -> Result<BuildRequest, Failure> {
         let opt = build_opt(target, self.cwd);
         if opt.context_path.contains("://") {
-            return Err(format!("[{name}] remote contexts ({}) are not supported by this version of kiln", opt.context_path).into());
+            return Err(format!(
+                "[{name}] remote contexts ({}) are not supported by this version of kiln",
+                opt.context_path
+            )
+            .into());
         }
         let context = self.cwd.join(&opt.context_path);
         let context = std::fs::canonicalize(&context)
@@ -188,8 +240,9 @@ impl Planner<'_> {
             Some(inline) => ("Dockerfile".to_string(), inline.clone(), None),
             None => {
                 let path = self.cwd.join(&opt.dockerfile_path);
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("[{name}] cannot read Dockerfile {}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    format!("[{name}] cannot read Dockerfile {}: {e}", path.display())
+                })?;
                 (opt.dockerfile_path.clone(), text, Some(path))
             }
         };
@@ -198,8 +251,14 @@ impl Planner<'_> {
             let context = match value.strip_prefix("target:") {
                 Some(linked) => NamedContext::Stage(Box::new(self.target(linked)?)),
                 None => {
-                    let value = if value.contains("://") { value.clone() } else { self.cwd.join(value).display().to_string() };
-                    parse_build_context(&format!("{key}={value}")).map_err(|e| format!("[{name}] {e}"))?.1
+                    let value = if value.contains("://") {
+                        value.clone()
+                    } else {
+                        self.cwd.join(value).display().to_string()
+                    };
+                    parse_build_context(&format!("{key}={value}"))
+                        .map_err(|e| format!("[{name}] {e}"))?
+                        .1
                 }
             };
             named_contexts.insert(key.clone(), context);
@@ -217,7 +276,10 @@ impl Planner<'_> {
             .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
             .collect();
         if target.platforms.as_ref().is_some_and(|p| p.len() > 1) {
-            return Err(format!("[{name}] multi-platform targets are not supported by this version of kiln").into());
+            return Err(format!(
+                "[{name}] multi-platform targets are not supported by this version of kiln"
+            )
+            .into());
         }
         Ok(BuildRequest {
             dockerfile_label: label,
@@ -236,11 +298,18 @@ impl Planner<'_> {
 fn export_request(target: &Target, name: &str) -> Result<ExportRequest, Failure> {
     let mut outputs = Vec::new();
     for entry in target.output.iter().flatten() {
-        let text = entry.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        let text = entry
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
         outputs.push(parse_output(&text).map_err(|e| format!("[{name}] {e}"))?);
     }
     if outputs.iter().any(|o| o.push) {
-        return Err(format!("[{name}] pushing to a registry is not supported by this version of kiln").into());
+        return Err(format!(
+            "[{name}] pushing to a registry is not supported by this version of kiln"
+        )
+        .into());
     }
     let epoch = target
         .args
@@ -251,13 +320,25 @@ fn export_request(target: &Target, name: &str) -> Result<ExportRequest, Failure>
         .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
         .filter(|v| !v.is_empty());
     let source_date_epoch = match epoch {
-        Some(text) => Some(text.parse::<i64>().map_err(|_| format!("[{name}] invalid SOURCE_DATE_EPOCH {text:?}"))?),
+        Some(text) => Some(
+            text.parse::<i64>()
+                .map_err(|_| format!("[{name}] invalid SOURCE_DATE_EPOCH {text:?}"))?,
+        ),
         None => None,
     };
-    Ok(ExportRequest { tags: target.tags.clone().unwrap_or_default(), outputs, source_date_epoch, load: false })
+    Ok(ExportRequest {
+        tags: target.tags.clone().unwrap_or_default(),
+        outputs,
+        source_date_epoch,
+        load: false,
+    })
 }
 
 fn secret_source(entry: &BTreeMap<String, String>) -> Result<(String, SecretSource), Failure> {
-    let text = entry.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+    let text = entry
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
     Ok(kiln_solver::engine::parse_secret_flag(&text)?)
 }

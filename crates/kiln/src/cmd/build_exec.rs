@@ -10,11 +10,11 @@ use kiln_exporter::{
     export_local, export_rootfs_tar, write_docker_archive, write_oci_archive, write_oci_layout,
 };
 use kiln_graph::Graph;
-use kiln_solver::build::{BuildRequest, StoreImages, parse_build_context, plan};
-use kiln_solver::engine::export::stage_image;
 use kiln_graph::lower::LoweredStage;
-use kiln_solver::engine::{Engine, EngineConfig, EngineError, Output, parse_secret_flag};
+use kiln_solver::build::{BuildRequest, StoreImages, parse_build_context, plan};
 use kiln_solver::engine::cache::{CachePolicy, CachedEngine, Miss};
+use kiln_solver::engine::export::stage_image;
+use kiln_solver::engine::{Engine, EngineConfig, EngineError, Output, parse_secret_flag};
 use kiln_solver::{SolveOptions, solve};
 use kiln_store::Store;
 use kiln_worker::CancelToken;
@@ -152,7 +152,10 @@ pub fn run_build(
     build_args: &BTreeMap<String, String>,
 ) -> Result<(), Failure> {
     let plan_input = prepare(args, label, text, build_args)?;
-    let mode = ProgressMode::parse(&args.progress).map_err(|m| Failure { message: m, code: 2 })?;
+    let mode = ProgressMode::parse(&args.progress).map_err(|m| Failure {
+        message: m,
+        code: 2,
+    })?;
     let session = Session::open(root, plan_input.secrets.clone())?;
     let mut graph = Graph::new();
     let stage = plan(&mut graph, &session.images, &plan_input.request)?;
@@ -173,8 +176,14 @@ pub fn run_build(
         print_misses(&outcome.misses);
     }
     if let Some((node, error)) = outcome.failures.first() {
-        let step = graph.node(*node).and_then(|n| n.descriptions.first().cloned()).unwrap_or_default();
-        return Err(Failure { message: format!("{step}: {error}"), code: 1 });
+        let step = graph
+            .node(*node)
+            .and_then(|n| n.descriptions.first().cloned())
+            .unwrap_or_default();
+        return Err(Failure {
+            message: format!("{step}: {error}"),
+            code: 1,
+        });
     }
     let request = ExportRequest {
         tags: plan_input.tags.clone(),
@@ -199,7 +208,10 @@ pub fn run_build(
 /// Step names for explanations (`FILE#[stage i/n]`) and the nodes `--no-cache-filter`
 /// stages own, from the node descriptions lowering wrote.
 pub fn cache_policy(graph: &Graph, scope: &str, no_cache: bool, filter: &[String]) -> CachePolicy {
-    let mut policy = CachePolicy { disabled: no_cache, ..CachePolicy::default() };
+    let mut policy = CachePolicy {
+        disabled: no_cache,
+        ..CachePolicy::default()
+    };
     let filtered: Vec<String> = filter
         .iter()
         .flat_map(|f| f.split(','))
@@ -207,12 +219,21 @@ pub fn cache_policy(graph: &Graph, scope: &str, no_cache: bool, filter: &[String
         .filter(|s| !s.is_empty())
         .collect();
     for (id, node) in graph.nodes() {
-        let Some(description) = node.descriptions.first() else { continue };
-        let Some(bracket) = description.strip_prefix('[').and_then(|d| d.split_once(']')).map(|(b, _)| b) else {
+        let Some(description) = node.descriptions.first() else {
+            continue;
+        };
+        let Some(bracket) = description
+            .strip_prefix('[')
+            .and_then(|d| d.split_once(']'))
+            .map(|(b, _)| b)
+        else {
             continue;
         };
         policy.steps.insert(id, format!("{scope}#[{bracket}]"));
-        let stage = bracket.rsplit_once(' ').map_or(bracket, |(name, _)| name).to_ascii_lowercase();
+        let stage = bracket
+            .rsplit_once(' ')
+            .map_or(bracket, |(name, _)| name)
+            .to_ascii_lowercase();
         if filtered.contains(&stage) {
             policy.uncached.insert(id);
         }
@@ -223,21 +244,36 @@ pub fn cache_policy(graph: &Graph, scope: &str, no_cache: bool, filter: &[String
 /// RUN steps that leave the sandbox need the user's permission, as in buildx:
 /// `--network=host` needs `--allow network.host`, `--security=insecure` needs
 /// `--allow security.insecure`.
-pub fn check_entitlements(graph: &Graph, roots: &[kiln_graph::NodeId], allow: &[String]) -> Result<(), Failure> {
-    let allowed = |name: &str| allow.iter().flat_map(|a| a.split(',')).any(|a| a.trim() == name);
+pub fn check_entitlements(
+    graph: &Graph,
+    roots: &[kiln_graph::NodeId],
+    allow: &[String],
+) -> Result<(), Failure> {
+    let allowed = |name: &str| {
+        allow
+            .iter()
+            .flat_map(|a| a.split(','))
+            .any(|a| a.trim() == name)
+    };
     for id in graph.required(roots) {
         let Some(node) = graph.node(id) else { continue };
-        let kiln_graph::Op::Exec(exec) = &node.op else { continue };
+        let kiln_graph::Op::Exec(exec) = &node.op else {
+            continue;
+        };
         let step = node.descriptions.first().cloned().unwrap_or_default();
         if exec.network == kiln_graph::NetworkMode::Host && !allowed("network.host") {
             return Err(Failure {
-                message: format!("{step}: --network=host needs the network.host entitlement; pass --allow network.host"),
+                message: format!(
+                    "{step}: --network=host needs the network.host entitlement; pass --allow network.host"
+                ),
                 code: 1,
             });
         }
         if exec.security == kiln_graph::SecurityMode::Insecure && !allowed("security.insecure") {
             return Err(Failure {
-                message: format!("{step}: --security=insecure needs the security.insecure entitlement; pass --allow security.insecure"),
+                message: format!(
+                    "{step}: --security=insecure needs the security.insecure entitlement; pass --allow security.insecure"
+                ),
                 code: 1,
             });
         }
@@ -278,10 +314,19 @@ impl Session {
         let _ = ctrlc::set_handler(move || on_signal.cancel());
         let engine = Engine::new(
             store.clone(),
-            EngineConfig { local_contexts: HashMap::new(), secrets, images: images.clone() },
+            EngineConfig {
+                local_contexts: HashMap::new(),
+                secrets,
+                images: images.clone(),
+            },
             cancel.clone(),
         );
-        Ok(Session { store, images, engine, cancel })
+        Ok(Session {
+            store,
+            images,
+            engine,
+            cancel,
+        })
     }
 
     /// Runs every op `roots` need through the cache; a cancelled build is an error with
@@ -295,19 +340,34 @@ impl Session {
     ) -> Result<Solved, Failure> {
         let stop = || self.cancel.is_cancelled();
         let options = SolveOptions {
-            max_parallelism: settings.max_parallelism.unwrap_or_else(|| SolveOptions::default().max_parallelism),
+            max_parallelism: settings
+                .max_parallelism
+                .unwrap_or_else(|| SolveOptions::default().max_parallelism),
             fail_fast: settings.fail_fast,
             cancelled: Some(&stop),
         };
         let cached = CachedEngine::new(&self.engine, settings.policy.clone());
-        let outcome = solve(graph, roots, &cached, &options, &|event| progress.event(&event));
+        let outcome = solve(graph, roots, &cached, &options, &|event| {
+            progress.event(&event)
+        });
         progress.finish();
         if self.cancel.is_cancelled() {
-            return Err(Failure { message: "build cancelled".into(), code: 130 });
+            return Err(Failure {
+                message: "build cancelled".into(),
+                code: 130,
+            });
         }
         Ok(Solved {
-            created_ms: outcome.outputs.iter().map(|(id, keyed)| (*id, keyed.created_ms)).collect(),
-            outputs: outcome.outputs.into_iter().map(|(id, keyed)| (id, keyed.output)).collect(),
+            created_ms: outcome
+                .outputs
+                .iter()
+                .map(|(id, keyed)| (*id, keyed.created_ms))
+                .collect(),
+            outputs: outcome
+                .outputs
+                .into_iter()
+                .map(|(id, keyed)| (id, keyed.output))
+                .collect(),
             failures: outcome.failures,
             misses: cached.misses(),
         })
@@ -329,8 +389,16 @@ impl Session {
             .max()
             .copied()
             .unwrap_or(0);
-        let created_secs = if newest_ms > 0 { newest_ms / 1000 } else { kiln_store::fsutil::now_ms() / 1000 };
-        let compression = match request.outputs.iter().find_map(|o| o.compression.as_deref()) {
+        let created_secs = if newest_ms > 0 {
+            newest_ms / 1000
+        } else {
+            kiln_store::fsutil::now_ms() / 1000
+        };
+        let compression = match request
+            .outputs
+            .iter()
+            .find_map(|o| o.compression.as_deref())
+        {
             Some("zstd") => Compression::Zstd,
             Some("uncompressed") => Compression::Uncompressed,
             _ => Compression::Gzip,
@@ -340,7 +408,14 @@ impl Session {
             compression_level: request.outputs.iter().find_map(|o| o.compression_level),
             source_date_epoch: request.source_date_epoch,
         };
-        let image = stage_image(&self.engine, graph, stage, &solved.outputs, created_secs, &layer_options)?;
+        let image = stage_image(
+            &self.engine,
+            graph,
+            stage,
+            &solved.outputs,
+            created_secs,
+            &layer_options,
+        )?;
         let built = build_image(
             &image.config,
             &image.layers,
@@ -403,21 +478,35 @@ impl ExportedImage {
     }
 }
 
-fn write_outputs(store: &Store, built: &BuiltImage, request: &ExportRequest) -> Result<ExportedImage, Failure> {
+fn write_outputs(
+    store: &Store,
+    built: &BuiltImage,
+    request: &ExportRequest,
+) -> Result<ExportedImage, Failure> {
     let mut names: Vec<String> = request.tags.clone();
     for output in &request.outputs {
         names.extend(output.names.iter().cloned());
     }
     let manifest_digest = imagestore::save(store, built, &names)?;
-    let image_names: Vec<ImageName> = names.iter().filter_map(|n| ImageName::parse(n).ok()).collect();
+    let image_names: Vec<ImageName> = names
+        .iter()
+        .filter_map(|n| ImageName::parse(n).ok())
+        .collect();
     for output in &request.outputs {
+        let epoch = request.source_date_epoch;
         match &output.kind {
             OutputKind::Image | OutputKind::CacheOnly | OutputKind::Registry => {}
-            OutputKind::Oci { dest, tar: true } => write_oci_archive(built, dest, &image_names)?,
+            OutputKind::Oci { dest, tar: true } => {
+                to_file_or_stdout(store, dest, |d| write_oci_archive(built, d, &image_names))?
+            }
             OutputKind::Oci { dest, tar: false } => write_oci_layout(built, dest, &image_names)?,
-            OutputKind::Docker { dest } => write_docker_archive(built, dest, &image_names)?,
+            OutputKind::Docker { dest } => to_file_or_stdout(store, dest, |d| {
+                write_docker_archive(built, d, &image_names)
+            })?,
             OutputKind::Local { dest } => export_local(&built.layers, dest)?,
-            OutputKind::Tar { dest } => export_rootfs_tar(&built.layers, dest, request.source_date_epoch)?,
+            OutputKind::Tar { dest } => {
+                to_file_or_stdout(store, dest, |d| export_rootfs_tar(&built.layers, d, epoch))?
+            }
         }
     }
     if request.load {
@@ -430,6 +519,30 @@ fn write_outputs(store: &Store, built: &BuiltImage, request: &ExportRequest) -> 
         manifest_size: built.manifest_blob.descriptor.size(),
         names,
     })
+}
+
+/// `dest=-` streams the archive to stdout (written to a temp file first, so a failed
+/// export never sends half an archive); any other dest is written in place, atomically.
+fn to_file_or_stdout(
+    store: &Store,
+    dest: &Path,
+    write: impl FnOnce(&Path) -> Result<(), kiln_exporter::ExportError>,
+) -> Result<(), Failure> {
+    if dest.as_os_str() != "-" {
+        return Ok(write(dest)?);
+    }
+    let temp = store
+        .tmp_dir()
+        .join(format!("stdout-{}.tar", kiln_store::fsutil::random_hex(8)));
+    let result = write(&temp).map_err(Failure::from).and_then(|()| {
+        let mut file = std::fs::File::open(&temp)?;
+        let mut out = std::io::stdout().lock();
+        std::io::copy(&mut file, &mut out)?;
+        std::io::Write::flush(&mut out)?;
+        Ok(())
+    });
+    let _ = std::fs::remove_file(&temp);
+    result
 }
 
 /// `--load`: hands a docker archive to a running docker daemon through the docker CLI.
@@ -482,7 +595,9 @@ mod tests {
             security,
             mounts: vec![],
         };
-        let run = graph.add(Op::Exec(exec), vec![base], "[stage-0 2/2] RUN true").unwrap();
+        let run = graph
+            .add(Op::Exec(exec), vec![base], "[stage-0 2/2] RUN true")
+            .unwrap();
         (graph, run)
     }
 
@@ -490,7 +605,11 @@ mod tests {
     fn host_network_and_insecure_need_entitlements() {
         let (g, run) = graph_with(NetworkMode::Host, SecurityMode::Sandbox);
         let err = check_entitlements(&g, &[run], &[]).err().unwrap();
-        assert!(err.message.contains("--allow network.host"), "{}", err.message);
+        assert!(
+            err.message.contains("--allow network.host"),
+            "{}",
+            err.message
+        );
         assert!(check_entitlements(&g, &[run], &["network.host".into()]).is_ok());
         let (g, run) = graph_with(NetworkMode::None, SecurityMode::Insecure);
         assert!(check_entitlements(&g, &[run], &["network.host".into()]).is_err());
@@ -505,6 +624,10 @@ mod tests {
         let policy = cache_policy(&g, "ctx/Dockerfile", false, &["STAGE-0".into()]);
         assert_eq!(policy.steps[&run], "ctx/Dockerfile#[stage-0 2/2]");
         assert!(policy.uncached.contains(&run));
-        assert!(!cache_policy(&g, "x", false, &["other".into()]).uncached.contains(&run));
+        assert!(
+            !cache_policy(&g, "x", false, &["other".into()])
+                .uncached
+                .contains(&run)
+        );
     }
 }

@@ -1,9 +1,9 @@
 //! Subcommands. Each module parses its flags and calls into the pipeline crates.
 
 pub mod bake;
+mod bake_exec;
 pub mod build;
 mod build_call;
-mod bake_exec;
 mod build_exec;
 mod images;
 mod outputs;

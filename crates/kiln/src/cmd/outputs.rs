@@ -37,9 +37,9 @@ pub struct OutputSpec {
 pub fn parse_output(text: &str) -> Result<OutputSpec, String> {
     if !text.contains('=') {
         if text == "-" {
-            return Err(
-                "--output - (a tarball on stdout) is not supported; use type=tar,dest=FILE".into(),
-            );
+            return Ok(spec(OutputKind::Tar {
+                dest: PathBuf::from("-"),
+            }));
         }
         return Ok(spec(OutputKind::Local {
             dest: PathBuf::from(text),
@@ -70,7 +70,16 @@ pub fn parse_output(text: &str) -> Result<OutputSpec, String> {
             }
         }
         "docker" => OutputKind::Docker { dest: dest()? },
-        "local" => OutputKind::Local { dest: dest()? },
+        "local" => {
+            let dest = dest()?;
+            if dest.as_os_str() == "-" {
+                return Err(
+                    "--output type=local needs a directory, not -; use type=tar,dest=- for stdout"
+                        .into(),
+                );
+            }
+            OutputKind::Local { dest }
+        }
         "tar" => OutputKind::Tar { dest: dest()? },
         "cacheonly" => OutputKind::CacheOnly,
         other => {
@@ -153,6 +162,10 @@ mod tests {
         assert!(parse_output("type=docker").is_err());
         assert!(parse_output("type=weird,dest=x").is_err());
         assert!(parse_output("type=oci,dest=x,compression=lz4").is_err());
-        assert!(parse_output("-").is_err());
+        assert_eq!(
+            parse_output("-").unwrap().kind,
+            OutputKind::Tar { dest: "-".into() }
+        );
+        assert!(parse_output("type=local,dest=-").is_err());
     }
 }
