@@ -61,6 +61,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         digest TEXT NOT NULL,
         PRIMARY KEY (root, path)
      ) WITHOUT ROWID;",
+    // 5: build roots: the snapshots the latest build of each image name ended on, which
+    //    garbage collection keeps (with their parent chains) unless told to prune all.
+    "CREATE TABLE build_roots (
+        name TEXT NOT NULL,
+        snapshot TEXT NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (name, snapshot)
+     ) WITHOUT ROWID;
+     CREATE INDEX build_roots_snapshot ON build_roots(snapshot);",
 ];
 
 /// The schema version this build of kiln writes.

@@ -15,6 +15,7 @@ mod db;
 mod digest;
 mod error;
 mod file_digests;
+pub mod gc;
 pub mod fsutil;
 mod images;
 mod lock;

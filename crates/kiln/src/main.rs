@@ -1,6 +1,7 @@
 //! kiln: the command line. It parses flags and hands work to the pipeline crates.
 
 mod cmd;
+mod config;
 mod progress;
 mod render;
 

@@ -75,7 +75,8 @@ fn multi_stage_fan_in_and_target_pruning() {
 
     // Without --target the last stage is built, and it sees what join made.
     let out2 = env.path("out2");
-    env.build_ok(&["--output", &local_out(&out2), p(&ctx)]);
+    let progress = env.build_ok(&["--output", &local_out(&out2), p(&ctx)]);
+    assert!(!progress.contains("UNUSED-STAGE-RAN"), "{progress}");
     assert_eq!(read(&out2, "final"), "FINAL-STAGE-RAN\n");
     assert_eq!(read(&out2, "joined"), "left\nright\nbase\n");
     assert!(!exists(&out2, "unused"));
@@ -102,7 +103,10 @@ fn whiteouts_opaque_dirs_hard_links_and_symlinks() {
         assert!(!exists(root, "gone"), "{what}: deleted file is back");
         assert!(!exists(root, "keep/k"), "{what}: deleted file is back");
         assert!(exists(root, "keep"), "{what}: parent dir lost");
-        assert!(!exists(root, "d/old") && !exists(root, "d/sub"), "{what}: replaced dir kept old entries");
+        assert!(
+            !exists(root, "d/old") && !exists(root, "d/sub"),
+            "{what}: replaced dir kept old entries"
+        );
         assert_eq!(read(root, "d/new"), "new\n", "{what}");
         let h1 = fs::metadata(root.join("h1")).unwrap();
         let h2 = fs::metadata(root.join("h2")).unwrap();
@@ -112,7 +116,11 @@ fn whiteouts_opaque_dirs_hard_links_and_symlinks() {
             Path::new("../h1"),
             "{what}"
         );
-        assert_eq!(fs::read_link(root.join("abs")).unwrap(), Path::new("/h1"), "{what}");
+        assert_eq!(
+            fs::read_link(root.join("abs")).unwrap(),
+            Path::new("/h1"),
+            "{what}"
+        );
         assert_eq!(
             fs::read_link(root.join("dangling")).unwrap(),
             Path::new("/nowhere"),
@@ -195,7 +203,13 @@ fn copy_and_add_flags_paths_and_sources() {
     fs::set_permissions(ctx.join("ro.txt"), fs::Permissions::from_mode(0o666)).unwrap();
     run_ok(
         "tar",
-        &["-C", p(&ctx.join("pkg")), "-czf", p(&ctx.join("pkg.tar.gz")), "inside"],
+        &[
+            "-C",
+            p(&ctx.join("pkg")),
+            "-czf",
+            p(&ctx.join("pkg.tar.gz")),
+            "inside",
+        ],
     );
     fs::remove_dir_all(ctx.join("pkg")).unwrap();
 
@@ -214,7 +228,9 @@ fn copy_and_add_flags_paths_and_sources() {
     // Relative destination resolves against WORKDIR.
     assert_eq!(read(&out, "w/rel/a.txt"), "a");
     assert!(exists(&out, "glob/a.txt"));
-    assert!(!exists(&out, "glob/c.log") && !exists(&out, "glob/sub") && !exists(&out, "glob/b.txt"));
+    assert!(
+        !exists(&out, "glob/c.log") && !exists(&out, "glob/sub") && !exists(&out, "glob/b.txt")
+    );
     assert!(exists(&out, "excl/a.txt") && exists(&out, "excl/sub/b.txt"));
     assert!(!exists(&out, "excl/c.log"), "--exclude=*.log copied c.log");
     assert_eq!(read(&out, "par/nested/x/f.conf"), "f", "--parents");
@@ -245,13 +261,19 @@ fn dockerignore_and_dockerfile_specific_ignore_precedence() {
     let out = env.path("default");
     env.build_ok(&["--output", &local_out(&out), p(&ctx)]);
     assert!(!exists(&out, "ctx/a.secret"), ".dockerignore not applied");
-    assert!(!exists(&out, "ctx/sub/deep/x.gen"), ".dockerignore ** not applied");
+    assert!(
+        !exists(&out, "ctx/sub/deep/x.gen"),
+        ".dockerignore ** not applied"
+    );
     assert!(exists(&out, "ctx/b.tmp") && exists(&out, "ctx/c.txt"));
 
     let out = env.path("custom");
     let file = ctx.join("custom.Dockerfile");
     env.build_ok(&["-f", p(&file), "--output", &local_out(&out), p(&ctx)]);
-    assert!(!exists(&out, "ctx/b.tmp"), "<Dockerfile>.dockerignore not applied");
+    assert!(
+        !exists(&out, "ctx/b.tmp"),
+        "<Dockerfile>.dockerignore not applied"
+    );
     assert!(
         exists(&out, "ctx/a.secret") && exists(&out, "ctx/sub/deep/x.gen"),
         "<Dockerfile>.dockerignore must replace .dockerignore, not add to it"
@@ -324,7 +346,9 @@ fn arg_scoping_build_arg_overrides_and_env_precedence() {
     assert!(envs.contains(&"FROM_ENV=env-value"), "{envs:?}");
     assert!(envs.contains(&"COMBINED=pre-x"), "{envs:?}");
     assert!(
-        !envs.iter().any(|e| e.starts_with("VERSION=") || e.starts_with("STAGE_ARG=")),
+        !envs
+            .iter()
+            .any(|e| e.starts_with("VERSION=") || e.starts_with("STAGE_ARG=")),
         "ARG leaked into Env: {envs:?}"
     );
 }
@@ -346,7 +370,12 @@ fn onbuild_triggers_run_in_the_child_only() {
         serde_json::json!(["RUN echo triggered > /t"])
     );
     let listing = text(&env.kiln(&["images"]).stdout);
-    assert!(listing.lines().any(|l| l.split_whitespace().next() == Some("a")), "{listing}");
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("a")),
+        "{listing}"
+    );
 
     let child = env.context(
         "child",
@@ -388,8 +417,15 @@ fn run_mounts_cache_bind_tmpfs_and_secrets() {
     );
     let c2out = env.path("c2");
     env.build_ok(&["--output", &local_out(&c2out), p(&c2)]);
-    assert_eq!(read(&c2out, "seen"), "first-build\n", "cache mount did not persist");
-    assert!(!exists(&c2out, "cache/stamp"), "cache contents leaked into the image");
+    assert_eq!(
+        read(&c2out, "seen"),
+        "first-build\n",
+        "cache mount did not persist"
+    );
+    assert!(
+        !exists(&c2out, "cache/stamp"),
+        "cache contents leaked into the image"
+    );
 
     let ctx = env.context(
         "ctx",
@@ -433,29 +469,45 @@ fn run_mounts_cache_bind_tmpfs_and_secrets() {
     };
     let mut progress = run(&["--output", &local_out(&out)]);
     assert_eq!(read(&out, "bound"), "fromstage\n");
-    assert_eq!(read(&out, "rw"), "readonly\n", "a bind mount must be read-only by default");
+    assert_eq!(
+        read(&out, "rw"),
+        "readonly\n",
+        "a bind mount must be read-only by default"
+    );
     assert!(!exists(&out, "payload") && !exists(&out, "mnt/s/w"));
     assert_eq!(read(&out, "fromctx"), "from context\n");
     assert_eq!(read(&out, "tmpfs"), "tmpfs\n");
-    assert!(!exists(&out, "scratch/t"), "tmpfs contents leaked into the image");
+    assert!(
+        !exists(&out, "scratch/t"),
+        "tmpfs contents leaked into the image"
+    );
     let rev = |s: &str| s.chars().rev().collect::<String>();
     assert_eq!(read(&out, "secret-rev").trim_end(), rev(FILE_SECRET));
     assert_eq!(read(&out, "envsecret-rev").trim_end(), rev(ENV_SECRET));
     assert_eq!(read(&out, "envsecret-file-rev").trim_end(), rev(ENV_SECRET));
     assert!(!exists(&out, "run/secrets/tok") && !exists(&out, "etc/envtok"));
 
-    progress.push_str(&run(&["--metadata-file", p(&meta), "--output", &oci_out(&archive)]));
+    progress.push_str(&run(&[
+        "--metadata-file",
+        p(&meta),
+        "--output",
+        &oci_out(&archive),
+    ]));
     let layout = Layout::from_archive(&archive, &env.path("layout"));
     for secret in [FILE_SECRET, ENV_SECRET] {
         assert!(!progress.contains(secret), "secret in progress output");
         let metadata = fs::read(&meta).unwrap();
-        assert!(!contains(&metadata, secret.as_bytes()), "secret in metadata file");
+        assert!(
+            !contains(&metadata, secret.as_bytes()),
+            "secret in metadata file"
+        );
         for (name, blob) in layout.all_blobs_decompressed() {
             assert!(!contains(&blob, secret.as_bytes()), "secret in blob {name}");
         }
     }
-    let config = layout.config();
-    assert!(!config.to_string().contains(FILE_SECRET));
+    let config = layout.config().to_string();
+    assert!(!config.contains(FILE_SECRET) && !config.contains(ENV_SECRET));
+    support::assert_store_tmp_clean(&env.store);
 }
 
 fn strings(v: &Value) -> Vec<&str> {
@@ -500,7 +552,10 @@ fn image_config_from_instructions_and_flags() {
     let config = layout.config();
     let c = &config["config"];
     let envs = strings(&c["Env"]);
-    assert!(envs.contains(&"A=1") && envs.contains(&"B=two words"), "{envs:?}");
+    assert!(
+        envs.contains(&"A=1") && envs.contains(&"B=two words"),
+        "{envs:?}"
+    );
     assert_eq!(c["Labels"]["org.test.a"], "x");
     assert_eq!(c["Labels"]["org.test.b"], "y z");
     assert_eq!(c["Labels"]["cli.label"], "from-flag");
@@ -527,7 +582,11 @@ fn image_config_from_instructions_and_flags() {
         .iter()
         .filter(|h| h["empty_layer"].as_bool() == Some(true))
         .count();
-    assert_eq!(history.len() - empties, layers, "non-empty history entries vs layers");
+    assert_eq!(
+        history.len() - empties,
+        layers,
+        "non-empty history entries vs layers"
+    );
     // base layer, RUN one, RUN two, and WORKDIR /srv if it makes a layer for the new dir
     assert!((3..=4).contains(&layers), "{layers} layers");
     // the base image's one entry plus one per instruction of the stage after FROM
@@ -564,10 +623,19 @@ fn failing_run_and_bad_dockerfile_are_reported() {
     assert!(!out.status.success());
     assert_ne!(out.status.code(), Some(0));
     let err = text(&out.stderr);
-    assert!(err.contains("3/3] RUN echo line-one"), "step not named:\n{err}");
+    assert!(
+        err.contains("3/3] RUN echo line-one"),
+        "step not named:\n{err}"
+    );
     assert!(err.contains("exit code: 7"), "exit code missing:\n{err}");
-    assert!(err.contains("line-two") && err.contains("to-stderr"), "last output missing:\n{err}");
-    assert!(!env.path("out").join("bin").exists(), "a failed build exported");
+    assert!(
+        err.contains("line-two") && err.contains("to-stderr"),
+        "last output missing:\n{err}"
+    );
+    assert!(
+        !env.path("out").join("bin").exists(),
+        "a failed build exported"
+    );
 
     let bad = env.context(
         "bad",
@@ -579,6 +647,21 @@ fn failing_run_and_bad_dockerfile_are_reported() {
     assert!(err.contains("Dockerfile:3"), "line not named:\n{err}");
     assert!(err.contains('^'), "no caret:\n{err}");
     assert!(err.contains("COPPY"), "offending text not shown:\n{err}");
+
+    // A semantic error found after parsing names its line too.
+    let bad = env.context(
+        "bad2",
+        &[
+            ("Dockerfile", "FROM busybox\nCOPY a b /dest\n"),
+            ("a", "a"),
+            ("b", "b"),
+        ],
+    );
+    let out = env.build(&[p(&bad)]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("Dockerfile:2"), "line not named:\n{err}");
+    assert!(err.contains("COPY a b /dest"), "line not shown:\n{err}");
 }
 
 #[test]
@@ -602,7 +685,15 @@ fn outputs_are_read_by_skopeo_and_umoci() {
     let oci = oci_out(&archive);
     let mut args = vec!["--output", oci.as_str()];
     args.extend_from_slice(&epoch);
-    args.extend_from_slice(&["--iidfile", p(&iid), "--metadata-file", p(&meta), "-t", "built:v1", p(&ctx)]);
+    args.extend_from_slice(&[
+        "--iidfile",
+        p(&iid),
+        "--metadata-file",
+        p(&meta),
+        "-t",
+        "built:v1",
+        p(&ctx),
+    ]);
     env.build_ok(&args);
     let layout = Layout::from_archive(&archive, &env.path("layout"));
     let inspect: Value = serde_json::from_str(&run_ok(
@@ -612,7 +703,11 @@ fn outputs_are_read_by_skopeo_and_umoci() {
     .unwrap();
     assert_eq!(inspect["Layers"].as_array().unwrap().len(), 3);
     let iid_text = fs::read_to_string(&iid).unwrap();
-    assert_eq!(iid_text.trim(), layout.config_digest(), "--iidfile is the config digest");
+    assert_eq!(
+        iid_text.trim(),
+        layout.config_digest(),
+        "--iidfile is the config digest"
+    );
     let metadata: Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
     assert_eq!(
         metadata["containerimage.digest"].as_str(),
@@ -631,7 +726,12 @@ fn outputs_are_read_by_skopeo_and_umoci() {
     let bundle = env.path("bundle");
     run_ok(
         "umoci",
-        &["unpack", "--image", &format!("{}:t", oci_dir.display()), p(&bundle)],
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:t", oci_dir.display()),
+            p(&bundle),
+        ],
     );
     assert_eq!(read(&bundle.join("rootfs"), "hello.txt"), "hello\n");
     assert_eq!(read(&bundle.join("rootfs"), "built"), "built\n");
@@ -669,7 +769,12 @@ fn outputs_are_read_by_skopeo_and_umoci() {
     ))
     .unwrap();
     assert_eq!(inspect["Layers"].as_array().unwrap().len(), 3);
-    assert_eq!(strings(&inspect["Env"]).is_empty(), false);
+    assert!(
+        strings(&inspect["Env"])
+            .iter()
+            .any(|e| e.starts_with("PATH=")),
+        "{inspect}"
+    );
 
     // Local directory and rootfs tar.
     let local = env.path("local");
@@ -677,7 +782,11 @@ fn outputs_are_read_by_skopeo_and_umoci() {
     assert_eq!(read(&local, "hello.txt"), "hello\n");
     assert_eq!(read(&local, "built"), "built\n");
     let tarball = env.path("rootfs-out.tar");
-    env.build_ok(&["--output", &format!("type=tar,dest={}", tarball.display()), p(&ctx)]);
+    env.build_ok(&[
+        "--output",
+        &format!("type=tar,dest={}", tarball.display()),
+        p(&ctx),
+    ]);
     let listing = run_ok("tar", &["-tf", p(&tarball)]);
     let names: Vec<&str> = listing
         .lines()
@@ -701,7 +810,11 @@ fn outputs_are_read_by_skopeo_and_umoci() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let inspect: Value = serde_json::from_str(&run_ok(
         "skopeo",
-        &["inspect", "--raw", &format!("docker-archive:{}", saved.display())],
+        &[
+            "inspect",
+            "--raw",
+            &format!("docker-archive:{}", saved.display()),
+        ],
     ))
     .unwrap();
     assert_eq!(inspect["config"]["digest"].as_str(), Some(iid_text.trim()));
@@ -714,11 +827,18 @@ fn outputs_are_read_by_skopeo_and_umoci() {
     let manifest = zl.manifest();
     let layers = manifest["layers"].as_array().unwrap();
     let last = layers.last().unwrap();
-    assert_eq!(last["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd");
+    assert_eq!(
+        last["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
     let raw = zl.blob(last["digest"].as_str().unwrap());
     assert!(raw.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]), "not zstd data");
     assert!(contains(&support::decompress(&raw), b"built\n"));
-    run_ok("skopeo", &["inspect", &format!("oci-archive:{}", zarchive.display())]);
+    run_ok(
+        "skopeo",
+        &["inspect", &format!("oci-archive:{}", zarchive.display())],
+    );
+    support::assert_store_tmp_clean(&env.store);
 }
 
 #[test]
@@ -767,4 +887,647 @@ fn source_date_epoch_gives_identical_digests_across_stores_and_mtimes() {
     assert_eq!(first, second, "SOURCE_DATE_EPOCH builds differ");
     let third = digest(&env.store, "third");
     assert_eq!(first, third);
+}
+
+#[test]
+fn default_path_is_visible_to_expansion() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nENV PATH=$PATH:/opt/bin\nRUN echo \"$PATH\" > /path\n",
+        )],
+    );
+    let layout = build_oci(&env, &ctx, "img", &[]);
+    let config = layout.config();
+    let envs = strings(&config["config"]["Env"]);
+    let want = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/bin";
+    assert!(envs.contains(&want), "{envs:?}");
+    let out = env.path("out");
+    env.build_ok(&["--output", &local_out(&out), p(&ctx)]);
+    assert_eq!(read(&out, "path"), format!("{}\n", &want["PATH=".len()..]));
+}
+
+#[test]
+fn run_layer_holds_only_what_the_run_changed() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo x > /only\nRUN mkdir -p /opt/d && echo y > /opt/d/f\n",
+        )],
+    );
+    let layout = build_oci(&env, &ctx, "img", &[]);
+    let manifest = layout.manifest();
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3);
+    let names = |i: usize| -> Vec<String> {
+        let mut n: Vec<String> =
+            support::layer_entries(&layout.blob(layers[i]["digest"].as_str().unwrap()))
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
+        n.sort();
+        n
+    };
+    // The stubs runc needs (/etc/hosts, /etc/resolv.conf, /dev, /proc...) are no change.
+    assert_eq!(names(1), ["only"]);
+    assert_eq!(names(2), ["opt", "opt/d", "opt/d/f"]);
+    support::assert_store_tmp_clean(&env.store);
+}
+
+#[test]
+fn build_arg_from_env_cache_hits_no_cache_tags_and_named_contexts() {
+    let Some(env) = Env::new() else { return };
+    let extra = env.context("extra", &[("from-extra.txt", "extra\n")]);
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox AS Base\n\
+                 ARG FROMENV\n\
+                 RUN echo \"fromenv=$FROMENV\" > /fe\n\
+                 COPY --from=extra from-extra.txt /e.txt\n\
+                 COPY --from=img /bin/busybox /copied-busybox\n\
+                 FROM scratch AS bare\n\
+                 COPY --from=base /fe /fe\n\
+                 COPY c.txt /\n",
+            ),
+            ("c.txt", "c\n"),
+        ],
+    );
+    let build = |extra_args: &[&str]| {
+        let mut args = vec![
+            "build",
+            "--progress=plain",
+            "--build-arg",
+            "FROMENV",
+            "--build-context",
+        ];
+        let named = format!("extra={}", extra.display());
+        args.push(&named);
+        args.extend_from_slice(&["--build-context", "img=docker-image://busybox:latest"]);
+        args.extend_from_slice(extra_args);
+        args.push(p(&ctx));
+        let out = std::process::Command::new(support::KILN)
+            .arg("--root")
+            .arg(&env.store)
+            .args(&args)
+            .env("FROMENV", "hello-env")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let out = env.path("out");
+    let first = build(&["--output", &local_out(&out)]);
+    assert!(!first.contains("CACHED"), "{first}");
+    assert_eq!(read(&out, "fe"), "fromenv=hello-env\n");
+    assert_eq!(read(&out, "c.txt"), "c\n");
+    let all: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        all.len(),
+        2,
+        "FROM scratch holds only what was copied: {all:?}"
+    );
+
+    let base = env.path("base");
+    let again = build(&[
+        "--target",
+        "BASE",
+        "-t",
+        "one",
+        "-t",
+        "two:x",
+        "--output",
+        &local_out(&base),
+    ]);
+    assert!(
+        again.contains("CACHED"),
+        "an unchanged build ran again:\n{again}"
+    );
+    assert!(!again.contains("cache miss"), "{again}");
+    assert_eq!(read(&base, "e.txt"), "extra\n");
+    assert!(base.join("copied-busybox").is_file());
+    let images = text(&env.kiln(&["images"]).stdout);
+    for (repo, tag) in [("one", "latest"), ("two", "x")] {
+        assert!(
+            images.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() >= 2 && f[0].ends_with(repo) && f[1] == tag
+            }),
+            "{repo}:{tag} missing:\n{images}"
+        );
+    }
+
+    let fresh = build(&["--no-cache", "--output", &local_out(&env.path("nc"))]);
+    assert!(
+        !fresh.contains("CACHED"),
+        "--no-cache used the cache:\n{fresh}"
+    );
+    assert!(fresh.contains("RUN echo \"fromenv=$FROMENV\""), "{fresh}");
+    support::assert_store_tmp_clean(&env.store);
+}
+
+#[test]
+fn inherited_config_ownership_cache_options_and_network_none() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox AS base\n\
+                 LABEL keep=base over=base\n\
+                 CMD [\"base-cmd\"]\n\
+                 STOPSIGNAL SIGUSR1\n\
+                 ARG PORT=9000\n\
+                 EXPOSE ${PORT}\n\
+                 ENV LEGACY value with spaces\n\
+                 FROM base\n\
+                 LABEL over=child\n\
+                 COPY --chown=app c.txt /c-app\n\
+                 COPY --chown=1000:50 c.txt /c-num\n\
+                 RUN --mount=type=cache,target=/cc,uid=1000,gid=50,mode=0700 stat -c '%u:%g %a' /cc > /cc-meta\n\
+                 RUN --network=none ls /sys/class/net > /nets\n\
+                 RUN stat -c '%u:%g' /c-app /c-num > /own\n",
+            ),
+            ("c.txt", "c\n"),
+        ],
+    );
+    let layout = build_oci(&env, &ctx, "img", &["--label", "over=flag"]);
+    let config = layout.config();
+    let c = &config["config"];
+    assert_eq!(
+        strings(&c["Cmd"]),
+        ["base-cmd"],
+        "CMD is inherited from a stage"
+    );
+    assert_eq!(c["StopSignal"], "SIGUSR1");
+    assert_eq!(c["ExposedPorts"], serde_json::json!({"9000/tcp": {}}));
+    assert!(strings(&c["Env"]).contains(&"LEGACY=value with spaces"));
+    assert_eq!(
+        c["Labels"],
+        serde_json::json!({"keep": "base", "over": "flag"})
+    );
+
+    let out = env.path("out");
+    env.build_ok(&["--output", &local_out(&out), p(&ctx)]);
+    assert_eq!(
+        read(&out, "own"),
+        "1000:1000\n1000:50\n",
+        "--chown=user takes the user's group"
+    );
+    assert_eq!(read(&out, "cc-meta"), "1000:50 700\n");
+    assert_eq!(
+        read(&out, "nets"),
+        "lo\n",
+        "--network=none has only loopback"
+    );
+}
+
+#[test]
+fn special_modes_long_names_and_symlink_sources_survive_layers() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox AS s\n\
+                 RUN echo f1 > /f1 && ln -s /f1 /link && mkdir /empty \
+                     && echo s > /suid && chmod 4755 /suid && mkdir /sticky && chmod 1777 /sticky\n\
+                 RUN mkdir -p /long/LONGA/LONGB && echo deep > /long/LONGA/LONGB/LONGC.txt \
+                     && echo u > /ünïcødé\n\
+                 FROM s\n\
+                 COPY --from=s /link /copied\n\
+                 COPY dir /dir/\n\
+                 COPY c.txt /c.txt\n\
+                 RUN rm /f1 && echo again > /f1\n",
+            ),
+            ("c.txt", "c\n"),
+        ],
+    );
+    let text_df = fs::read_to_string(ctx.join("Dockerfile"))
+        .unwrap()
+        .replace("LONGA", &"a".repeat(60))
+        .replace("LONGB", &"b".repeat(70))
+        .replace("LONGC", &"c".repeat(80));
+    fs::write(ctx.join("Dockerfile"), text_df).unwrap();
+    fs::create_dir_all(ctx.join("dir")).unwrap();
+    std::os::unix::fs::symlink("../c.txt", ctx.join("dir/lnk")).unwrap();
+    run_ok(
+        "touch",
+        &["-d", "2020-02-02 00:00:00", p(&ctx.join("c.txt"))],
+    );
+
+    let archive = env.path("img.tar");
+    env.build_ok(&["--output", &oci_out(&archive), p(&ctx)]);
+    let layout = env.path("layout");
+    run_ok(
+        "skopeo",
+        &[
+            "copy",
+            &format!("oci-archive:{}", archive.display()),
+            &format!("oci:{}:t", layout.display()),
+        ],
+    );
+    let bundle = env.path("bundle");
+    run_ok(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:t", layout.display()),
+            p(&bundle),
+        ],
+    );
+    let root = bundle.join("rootfs");
+    let mode = |rel: &str| fs::symlink_metadata(root.join(rel)).unwrap().mode() & 0o7777;
+    assert_eq!(mode("suid"), 0o4755);
+    assert_eq!(mode("sticky"), 0o1777);
+    assert!(root.join("empty").is_dir());
+    assert_eq!(
+        read(&root, "copied"),
+        "f1\n",
+        "a symlink source is followed"
+    );
+    assert!(
+        !fs::symlink_metadata(root.join("copied"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        fs::read_link(root.join("dir/lnk")).unwrap(),
+        Path::new("../c.txt")
+    );
+    assert_eq!(read(&root, "f1"), "again\n");
+    assert_eq!(read(&root, "ünïcødé"), "u\n");
+    let long = format!(
+        "long/{}/{}/{}.txt",
+        "a".repeat(60),
+        "b".repeat(70),
+        "c".repeat(80)
+    );
+    assert_eq!(read(&root, &long), "deep\n");
+    // COPY keeps the context file's mtime (no SOURCE_DATE_EPOCH here).
+    let mtime = fs::metadata(root.join("c.txt")).unwrap().mtime();
+    assert_eq!(mtime, fs::metadata(ctx.join("c.txt")).unwrap().mtime());
+}
+
+/// Whether the step whose description contains `what` was `CACHED` in plain progress.
+fn step_cached(progress: &str, what: &str) -> bool {
+    let number = progress
+        .lines()
+        .find_map(|l| {
+            let (n, rest) = l.strip_prefix('#')?.split_once(' ')?;
+            (rest.starts_with('[') && rest.contains(what)).then(|| n.to_string())
+        })
+        .unwrap_or_else(|| panic!("no step {what:?} in:\n{progress}"));
+    progress.lines().any(|l| l == format!("#{number} CACHED"))
+}
+
+#[test]
+fn cache_follows_context_content_modes_dockerignore_and_build_args() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox AS one\n\
+                 COPY . /c/\n\
+                 RUN stat -c %a /c/f > /mode && cat /c/f > /content\n\
+                 FROM one\n\
+                 ARG LATE\n\
+                 RUN echo \"$LATE\" > /late\n",
+            ),
+            ("f", "v1\n"),
+            ("ignored", "ig\n"),
+            (".dockerignore", "ignored\n"),
+        ],
+    );
+    let out = env.path("out");
+    let build = |late: &str| {
+        env.build_ok(&[
+            "--build-arg",
+            &format!("LATE={late}"),
+            "--output",
+            &local_out(&out),
+            p(&ctx),
+        ])
+    };
+    let (copy, run, late) = ("COPY . /c/", "RUN stat", "RUN echo \"$LATE\"");
+    let first = build("1");
+    assert!(!step_cached(&first, copy) && !step_cached(&first, run));
+    let again = build("1");
+    assert!(step_cached(&again, copy) && step_cached(&again, run) && step_cached(&again, late));
+
+    fs::write(ctx.join("ignored"), "changed\n").unwrap();
+    let ignored = build("1");
+    assert!(
+        step_cached(&ignored, copy),
+        "a .dockerignore'd change invalidated COPY"
+    );
+
+    let other_arg = build("2");
+    assert!(
+        step_cached(&other_arg, run),
+        "an ARG of a later stage invalidated an earlier step"
+    );
+    assert!(
+        !step_cached(&other_arg, late),
+        "a changed ARG value was not a cache miss"
+    );
+    assert_eq!(read(&out, "late"), "2\n");
+
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(ctx.join("f"), fs::Permissions::from_mode(0o755)).unwrap();
+    let mode = build("2");
+    assert!(
+        !step_cached(&mode, copy),
+        "a mode change kept the COPY cached"
+    );
+    assert_eq!(read(&out, "mode"), "755\n");
+
+    fs::write(ctx.join("f"), "v2\n").unwrap();
+    let content = build("2");
+    assert!(
+        !step_cached(&content, copy),
+        "a content change kept the COPY cached"
+    );
+    assert_eq!(read(&out, "content"), "v2\n");
+
+    fs::write(ctx.join("new"), "n").unwrap();
+    assert!(
+        !step_cached(&build("2"), copy),
+        "a new file kept the COPY cached"
+    );
+    fs::remove_file(ctx.join("new")).unwrap();
+    assert!(
+        step_cached(&build("2"), copy),
+        "back to a known context: cache hit"
+    );
+}
+
+#[test]
+
+fn tar_and_oci_outputs_to_stdout_with_dest_dash() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context("ctx", &[("Dockerfile", "FROM busybox\nRUN echo x > /x\n")]);
+    let cwd = env.path("cwd");
+    fs::create_dir_all(&cwd).unwrap();
+    for (kind, member) in [("tar", "x"), ("oci", "index.json")] {
+        let out = std::process::Command::new(support::KILN)
+            .current_dir(&cwd)
+            .arg("--root")
+            .arg(&env.store)
+            .args(["build", "--progress=quiet", "--output"])
+            .arg(format!("type={kind},dest=-"))
+            .arg(&ctx)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            !cwd.join("-").exists(),
+            "type={kind},dest=- wrote a file named '-'"
+        );
+        let names: Vec<String> = tar::Archive::new(out.stdout.as_slice())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().any(|n| n.trim_start_matches("./") == member),
+            "type={kind},dest=-: stdout is not the archive: {names:?}"
+        );
+    }
+}
+
+#[test]
+fn max_parallelism_bounds_concurrent_runs() {
+    let Some(env) = Env::new() else { return };
+    // Each RUN marks a shared cache dir while it runs and records what it saw there.
+    let step = |name: &str| {
+        format!(
+            "FROM busybox AS {name}\n\
+             RUN --mount=type=cache,target=/m,id=par,sharing=shared \
+                 sh -c 'touch /m/{name}; sleep 2; ls /m > /seen-{name}; rm /m/{name}'\n"
+        )
+    };
+    let dockerfile = format!(
+        "{}{}FROM busybox\nCOPY --from=a /seen-a /\nCOPY --from=b /seen-b /\n",
+        step("a"),
+        step("b")
+    );
+    let ctx = env.context("ctx", &[("Dockerfile", &dockerfile)]);
+    let serial = env.path("serial");
+    env.build_ok(&[
+        "--max-parallelism",
+        "1",
+        "--output",
+        &local_out(&serial),
+        p(&ctx),
+    ]);
+    assert_eq!(read(&serial, "seen-a"), "a\n", "b ran while a did");
+    assert_eq!(read(&serial, "seen-b"), "b\n", "a ran while b did");
+
+    let parallel = env.path("parallel");
+    env.build_ok(&["--no-cache", "--output", &local_out(&parallel), p(&ctx)]);
+    let seen = read(&parallel, "seen-a") + &read(&parallel, "seen-b");
+    assert!(
+        seen.lines().count() > 2,
+        "independent stages did not overlap: {seen:?}"
+    );
+}
+
+/// An image `onb` whose triggers COPY from, and take an ARG of, the child's build.
+fn onbuild_parent_and_child(env: &Env) -> std::path::PathBuf {
+    let parent = env.context(
+        "onb",
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             ONBUILD ARG GREETING=hi\n\
+             ONBUILD COPY app.txt /app/\n\
+             ONBUILD RUN echo \"$GREETING\" > /app/greet\n",
+        )],
+    );
+    env.build_ok(&["-t", "onb", p(&parent)]);
+    env.context(
+        "onb-child",
+        &[
+            (
+                "Dockerfile",
+                "FROM onb AS first\n\
+                 RUN cat /app/app.txt /app/greet > /seen\n\
+                 FROM first\n\
+                 RUN ls /app > /again\n",
+            ),
+            ("app.txt", "child\n"),
+        ],
+    )
+}
+
+#[test]
+fn onbuild_copy_and_arg_triggers_use_the_child_build() {
+    let Some(env) = Env::new() else { return };
+    let child = onbuild_parent_and_child(&env);
+    let out = env.path("out");
+    let progress = env.build_ok(&[
+        "--build-arg",
+        "GREETING=yo",
+        "--output",
+        &local_out(&out),
+        p(&child),
+    ]);
+    assert_eq!(read(&out, "seen"), "child\nyo\n");
+    // Triggers run once, in the stage built FROM the image, not again in its children.
+    assert_eq!(read(&out, "again"), "app.txt\ngreet\n");
+    assert_eq!(
+        progress.matches("COPY app.txt /app/").count(),
+        1,
+        "{progress}"
+    );
+}
+
+#[test]
+fn step_numbers_never_exceed_the_step_count() {
+    let Some(env) = Env::new() else { return };
+    let child = onbuild_parent_and_child(&env);
+    let progress = env.build_ok(&["--output", &local_out(&env.path("out")), p(&child)]);
+    let mut labels = 0;
+    for line in progress.lines() {
+        let Some(open) = line.find(" [") else {
+            continue;
+        };
+        let Some(close) = line[open..].find(']') else {
+            continue;
+        };
+        let inner = &line[open + 2..open + close];
+        let Some((_, frac)) = inner.rsplit_once(' ') else {
+            continue;
+        };
+        let Some((n, m)) = frac.split_once('/') else {
+            continue;
+        };
+        let (Ok(n), Ok(m)) = (n.parse::<usize>(), m.parse::<usize>()) else {
+            continue;
+        };
+        labels += 1;
+        assert!(n <= m, "step {n} of {m}: {line}");
+    }
+    assert!(labels >= 4, "{progress}");
+}
+
+/// An OCI layout directory holding an image with `/layered`, and a context using it.
+fn oci_layout_context(env: &Env) -> (std::path::PathBuf, std::path::PathBuf) {
+    let src = env.context(
+        "layout-src",
+        &[("Dockerfile", "FROM busybox\nRUN echo layered > /layered\n")],
+    );
+    let layout = env.path("layout");
+    let out = format!("type=oci,dest={},tar=false", layout.display());
+    env.build_ok(&["--output", &out, p(&src)]);
+    let ctx = env.context(
+        "uses-layout",
+        &[(
+            "Dockerfile",
+            "FROM lay AS x\n\
+             RUN cat /layered > /via-layout\n\
+             FROM busybox\n\
+             COPY --from=lay /layered /copied\n\
+             COPY --from=x /via-layout /via-layout\n",
+        )],
+    );
+    (layout, ctx)
+}
+
+#[test]
+fn oci_layout_build_context_as_base_and_copy_source() {
+    let Some(env) = Env::new() else { return };
+    let (layout, ctx) = oci_layout_context(&env);
+    let named = format!("lay=oci-layout://{}", layout.display());
+    let out = env.path("out");
+    env.build_ok(&[
+        "--build-context",
+        &named,
+        "--output",
+        &local_out(&out),
+        p(&ctx),
+    ]);
+    assert_eq!(read(&out, "copied"), "layered\n");
+    assert_eq!(read(&out, "via-layout"), "layered\n");
+}
+
+#[test]
+fn oci_layout_build_context_leaves_no_temporary_files() {
+    let Some(env) = Env::new() else { return };
+    let (layout, ctx) = oci_layout_context(&env);
+    support::assert_store_tmp_clean(&env.store);
+    let named = format!("lay=oci-layout://{}", layout.display());
+    env.build_ok(&[
+        "--build-context",
+        &named,
+        "--output",
+        &local_out(&env.path("out")),
+        p(&ctx),
+    ]);
+    support::assert_store_tmp_clean(&env.store);
+}
+
+#[test]
+fn context_special_files_rw_bind_and_workdir_owner() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 COPY . /c/\n\
+                 RUN --mount=type=bind,source=.,target=/b,rw=true \
+                     sh -c 'echo w > /b/written && cat /b/written' > /rw\n\
+                 USER app\n\
+                 WORKDIR /appdir\n\
+                 RUN stat -c %U /appdir > /tmp/wdowner\n",
+            ),
+            ("a", "a\n"),
+        ],
+    );
+    let fifo = std::ffi::CString::new(p(&ctx.join("fifo"))).unwrap();
+    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    std::os::unix::fs::symlink("/etc/shadow", ctx.join("outside")).unwrap();
+    let out = env.path("out");
+    // A FIFO in the context must not block the build.
+    env.build_ok(&["--output", &local_out(&out), p(&ctx)]);
+    assert_eq!(read(&out, "c/a"), "a\n");
+    assert_eq!(
+        fs::read_link(out.join("c/outside")).unwrap(),
+        Path::new("/etc/shadow"),
+        "a context symlink is copied as a link, never followed out of the context"
+    );
+    assert_eq!(
+        read(&out, "rw"),
+        "w\n",
+        "rw=true bind is writable in the step"
+    );
+    assert!(
+        !ctx.join("written").exists(),
+        "a rw bind wrote through to the context"
+    );
+    assert!(!exists(&out, "b/written") && !exists(&out, "written"));
+    assert_eq!(
+        read(&out, "tmp/wdowner"),
+        "app\n",
+        "WORKDIR is made for USER"
+    );
 }

@@ -124,7 +124,7 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
         ..Default::default()
     };
     for (name, stage) in &stages {
-        let scoped = cache_policy(&graph, name, false, &[]);
+        let scoped = cache_policy(&graph, &format!("{}#{name}", run.cwd.display()), false, &[]);
         for id in graph.required(&[stage.fs]) {
             if let Some(step) = scoped.steps.get(&id) {
                 policy.steps.entry(id).or_insert_with(|| step.clone());
@@ -185,6 +185,7 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
     for failure in &failures {
         eprintln!("ERROR: {failure}");
     }
+    session.auto_gc();
     Ok(if failures.is_empty() && all_ok { 0 } else { 1 })
 }
 

@@ -169,7 +169,7 @@ pub fn run_build(
     let settings = SolveSettings {
         max_parallelism: args.max_parallelism,
         fail_fast: true,
-        policy: cache_policy(&graph, label, args.no_cache, &args.no_cache_filter),
+        policy: cache_policy(&graph, &step_scope(&plan_input.request), args.no_cache, &args.no_cache_filter),
     };
     let outcome = session.solve(&graph, &[stage.fs], &progress, &settings)?;
     if args.explain {
@@ -202,6 +202,7 @@ pub fn run_build(
     if args.quiet {
         println!("{}", exported.config_digest);
     }
+    session.auto_gc();
     Ok(())
 }
 
@@ -281,6 +282,17 @@ pub fn check_entitlements(
     Ok(())
 }
 
+/// What names this build's steps across builds: the Dockerfile's absolute path (or the
+/// context's, for a Dockerfile from stdin), so unrelated projects never compare.
+fn step_scope(request: &BuildRequest) -> String {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string();
+    match (&request.dockerfile_path, &request.context) {
+        (Some(path), _) => canonical(path),
+        (None, Some(context)) => format!("{}#stdin", canonical(context)),
+        (None, None) => "stdin".to_string(),
+    }
+}
+
 /// `--explain`: every step that ran, and why.
 pub fn print_misses(misses: &[Miss]) {
     if misses.is_empty() {
@@ -347,15 +359,20 @@ impl Session {
             cancelled: Some(&stop),
         };
         let cached = CachedEngine::new(&self.engine, settings.policy.clone());
-        let outcome = solve(graph, roots, &cached, &options, &|event| {
-            progress.event(&event)
-        });
+        // Fail-fast also stops what is already running, as BuildKit does: the first
+        // failure cancels the engine, which kills running containers.
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let on_event = |event: kiln_solver::Event| {
+            if settings.fail_fast && matches!(event, kiln_solver::Event::Failed { .. }) {
+                failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                self.cancel.cancel();
+            }
+            progress.event(&event);
+        };
+        let outcome = solve(graph, roots, &cached, &options, &on_event);
         progress.finish();
-        if self.cancel.is_cancelled() {
-            return Err(Failure {
-                message: "build cancelled".into(),
-                code: 130,
-            });
+        if self.cancel.is_cancelled() && !failed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Failure { message: "build cancelled".into(), code: 130 });
         }
         Ok(Solved {
             created_ms: outcome
@@ -425,7 +442,22 @@ impl Session {
                 source_date_epoch: request.source_date_epoch,
             },
         )?;
-        write_outputs(&self.store, &built, request)
+        let exported = write_outputs(&self.store, &built, request)?;
+        // The final snapshot chain of each named image is what GC keeps first.
+        if let Some(top) = solved.outputs.get(&stage.fs).and_then(Output::snapshot) {
+            for name in &exported.names {
+                let stored = kiln_exporter::imagestore::normalize_name(name).unwrap_or_else(|_| name.clone());
+                self.store.record_build_root(&stored, &[top])?;
+            }
+        }
+        Ok(exported)
+    }
+
+    /// Collection by `kiln.toml`'s policy after a build; a failure only warns.
+    pub fn auto_gc(&self) {
+        if let Err(error) = crate::config::auto_gc(&self.store) {
+            eprintln!("WARNING: automatic garbage collection: {error}");
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod build_call;
 mod build_exec;
 mod images;
 mod outputs;
+pub mod prune;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -24,6 +25,10 @@ pub enum Command {
     Load(images::LoadArgs),
     /// Create an image from a root filesystem tarball (like `docker import`)
     Import(images::ImportArgs),
+    /// Show disk usage of the build cache
+    Du(prune::DuArgs),
+    /// Remove build cache
+    Prune(prune::PruneArgs),
 }
 
 pub fn run(command: Command, globals: &crate::Globals) -> i32 {
@@ -36,5 +41,7 @@ pub fn run(command: Command, globals: &crate::Globals) -> i32 {
         Command::Save(args) => images::run_save(&args, root),
         Command::Load(args) => images::run_load(&args, root),
         Command::Import(args) => images::run_import(&args, root),
+        Command::Du(args) => prune::run_du(&args, root),
+        Command::Prune(args) => prune::run_prune(&args, root),
     }
 }

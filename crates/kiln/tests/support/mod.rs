@@ -269,7 +269,10 @@ impl Layout {
         for entry in fs::read_dir(self.dir.join("blobs/sha256")).unwrap() {
             let entry = entry.unwrap();
             let raw = fs::read(entry.path()).unwrap();
-            out.push((entry.file_name().to_string_lossy().into_owned(), decompress(&raw)));
+            out.push((
+                entry.file_name().to_string_lossy().into_owned(),
+                decompress(&raw),
+            ));
         }
         out
     }
@@ -296,4 +299,33 @@ pub fn decompress(raw: &[u8]) -> Vec<u8> {
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// (path, entry type) of every entry of a layer blob, decompressed.
+pub fn layer_entries(raw: &[u8]) -> Vec<(String, tar::EntryType)> {
+    let data = decompress(raw);
+    let mut archive = tar::Archive::new(data.as_slice());
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            (
+                path.trim_start_matches("./")
+                    .trim_end_matches('/')
+                    .to_string(),
+                e.header().entry_type(),
+            )
+        })
+        .collect()
+}
+
+/// Asserts the store's `tmp/` holds nothing once kiln has exited.
+pub fn assert_store_tmp_clean(store: &Path) {
+    let tmp = store.join("tmp");
+    if let Ok(entries) = fs::read_dir(&tmp) {
+        let left: Vec<_> = entries.map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "left in {}: {left:?}", tmp.display());
+    }
 }
