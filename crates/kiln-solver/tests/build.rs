@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use kiln_exporter::imagestore;
 use kiln_exporter::testutil::busybox_image;
-use kiln_exporter::{BuiltImage, ImageOptions, LayerOptions, ManifestFormat, build_image, export_local};
+use kiln_exporter::{
+    BuiltImage, ImageOptions, LayerOptions, ManifestFormat, build_image, export_local,
+};
 use kiln_graph::Graph;
 use kiln_solver::build::{BuildRequest, StoreImages, plan};
 use kiln_solver::engine::export::stage_image;
@@ -17,7 +19,9 @@ use kiln_store::Store;
 use kiln_worker::CancelToken;
 
 fn can_run() -> bool {
-    let ok = kiln_worker::have_root() && Path::new("/usr/sbin/runc").exists() && kiln_exporter::testutil::busybox_available();
+    let ok = kiln_worker::have_root()
+        && Path::new("/usr/sbin/runc").exists()
+        && kiln_exporter::testutil::busybox_available();
     if !ok {
         eprintln!("skipped: needs root, runc and busybox-static");
     }
@@ -41,7 +45,12 @@ impl Harness {
         imagestore::save(&store, &base, &["busybox".to_string()]).unwrap();
         let context = tmp.path().join("ctx");
         std::fs::create_dir_all(&context).unwrap();
-        Harness { _tmp: tmp, store, context, work }
+        Harness {
+            _tmp: tmp,
+            store,
+            context,
+            work,
+        }
     }
 
     fn file(&self, rel: &str, text: &str) {
@@ -50,12 +59,20 @@ impl Harness {
         std::fs::write(path, text).unwrap();
     }
 
-    fn build(&self, dockerfile: &str, args: &[(&str, &str)], secrets: HashMap<String, SecretSource>) -> Result<BuiltImage, String> {
+    fn build(
+        &self,
+        dockerfile: &str,
+        args: &[(&str, &str)],
+        secrets: HashMap<String, SecretSource>,
+    ) -> Result<BuiltImage, String> {
         let request = BuildRequest {
             dockerfile_label: "Dockerfile".into(),
             dockerfile_text: dockerfile.into(),
             context: Some(self.context.clone()),
-            build_args: args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            build_args: args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             ..Default::default()
         };
         let images = Arc::new(StoreImages::new(self.store.clone()));
@@ -63,19 +80,37 @@ impl Harness {
         let stage = plan(&mut graph, &images, &request).map_err(|e| e.to_string())?;
         let engine = Engine::new(
             self.store.clone(),
-            EngineConfig { local_contexts: HashMap::new(), secrets, images: images.clone() },
+            EngineConfig {
+                local_contexts: HashMap::new(),
+                secrets,
+                images: images.clone(),
+            },
             CancelToken::new(),
         );
-        let outcome = solve(&graph, &[stage.fs], &engine, &SolveOptions::default(), &|_| {});
+        let outcome = solve(
+            &graph,
+            &[stage.fs],
+            &engine,
+            &SolveOptions::default(),
+            &|_| {},
+        );
         if let Some((_, e)) = outcome.failures.first() {
             return Err(e.to_string());
         }
-        let options = LayerOptions { source_date_epoch: Some(0), ..Default::default() };
-        let image = stage_image(&engine, &graph, &stage, &outcome.outputs, 0, &options).map_err(|e| e.to_string())?;
+        let options = LayerOptions {
+            source_date_epoch: Some(0),
+            ..Default::default()
+        };
+        let image = stage_image(&engine, &graph, &stage, &outcome.outputs, 0, &options)
+            .map_err(|e| e.to_string())?;
         build_image(
             &image.config,
             &image.layers,
-            &ImageOptions { format: ManifestFormat::Oci, annotations: BTreeMap::new(), source_date_epoch: Some(0) },
+            &ImageOptions {
+                format: ManifestFormat::Oci,
+                annotations: BTreeMap::new(),
+                source_date_epoch: Some(0),
+            },
         )
         .map_err(|e| e.to_string())
     }
@@ -104,10 +139,22 @@ fn multi_stage_build_runs_containers_and_exports_the_filesystem() {
         )
         .unwrap();
     let root = h.rootfs(&image, "final");
-    assert_eq!(std::fs::read_to_string(root.join("result")).unwrap(), "built\n");
-    assert_eq!(std::fs::read_to_string(root.join("app/main.sh")).unwrap(), "echo main\n");
-    assert!(root.join("etc/group").exists(), "the final stage did not delete /etc/group");
-    assert_eq!(std::fs::read_link(root.join("app/soft")).unwrap(), Path::new("main.sh"));
+    assert_eq!(
+        std::fs::read_to_string(root.join("result")).unwrap(),
+        "built\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("app/main.sh")).unwrap(),
+        "echo main\n"
+    );
+    assert!(
+        root.join("etc/group").exists(),
+        "the final stage did not delete /etc/group"
+    );
+    assert_eq!(
+        std::fs::read_link(root.join("app/soft")).unwrap(),
+        Path::new("main.sh")
+    );
     use std::os::unix::fs::MetadataExt;
     assert_eq!(
         std::fs::metadata(root.join("app/hard")).unwrap().ino(),
@@ -115,12 +162,23 @@ fn multi_stage_build_runs_containers_and_exports_the_filesystem() {
     );
     assert!(root.join("srv").is_dir());
     // Context files belong to root whatever their owner on the host.
-    assert_eq!(std::fs::metadata(root.join("app/main.sh")).unwrap().uid(), 0);
+    assert_eq!(
+        std::fs::metadata(root.join("app/main.sh")).unwrap().uid(),
+        0
+    );
     let config = &image.config.config;
     assert!(config.env.contains(&"MODE=prod".to_string()));
     assert_eq!(config.working_dir, "/srv");
     assert_eq!(config.cmd, vec!["sh"]);
-    assert_eq!(image.config.rootfs.diff_ids.len(), image.config.history.iter().filter(|h| !h.empty_layer).count());
+    assert_eq!(
+        image.config.rootfs.diff_ids.len(),
+        image
+            .config
+            .history
+            .iter()
+            .filter(|h| !h.empty_layer)
+            .count()
+    );
 }
 
 #[test]
@@ -129,10 +187,19 @@ fn env_expansion_sees_the_base_image_env() {
         return;
     }
     let h = Harness::new();
-    let image = h.build("FROM busybox\nENV PATH=/opt/bin:$PATH\nRUN echo $PATH > /path\n", &[], HashMap::new()).unwrap();
+    let image = h
+        .build(
+            "FROM busybox\nENV PATH=/opt/bin:$PATH\nRUN echo $PATH > /path\n",
+            &[],
+            HashMap::new(),
+        )
+        .unwrap();
     let root = h.rootfs(&image, "final");
     let path = std::fs::read_to_string(root.join("path")).unwrap();
-    assert!(path.starts_with("/opt/bin:/") && path.trim().len() > "/opt/bin:".len(), "{path}");
+    assert!(
+        path.starts_with("/opt/bin:/") && path.trim().len() > "/opt/bin:".len(),
+        "{path}"
+    );
 }
 
 #[test]
@@ -141,7 +208,13 @@ fn whiteouts_remove_files_of_lower_layers() {
         return;
     }
     let h = Harness::new();
-    let image = h.build("FROM busybox\nRUN rm /etc/group && mkdir -p /d && touch /d/x\nRUN rm -r /d\n", &[], HashMap::new()).unwrap();
+    let image = h
+        .build(
+            "FROM busybox\nRUN rm /etc/group && mkdir -p /d && touch /d/x\nRUN rm -r /d\n",
+            &[],
+            HashMap::new(),
+        )
+        .unwrap();
     let root = h.rootfs(&image, "final");
     assert!(!root.join("etc/group").exists());
     assert!(!root.join("d").exists());
@@ -154,7 +227,13 @@ fn failing_run_reports_the_exit_code_and_output() {
         return;
     }
     let h = Harness::new();
-    let err = h.build("FROM busybox\nRUN echo about to fail && exit 3\n", &[], HashMap::new()).unwrap_err();
+    let err = h
+        .build(
+            "FROM busybox\nRUN echo about to fail && exit 3\n",
+            &[],
+            HashMap::new(),
+        )
+        .unwrap_err();
     assert!(err.contains("exit code: 3"), "{err}");
     assert!(err.contains("about to fail"), "{err}");
 }
@@ -177,7 +256,12 @@ fn secrets_are_mounted_but_never_stored() {
         )
         .unwrap();
     let root = h.rootfs(&image, "final");
-    assert_eq!(std::fs::read_to_string(root.join("checked")).unwrap().trim(), "12");
+    assert_eq!(
+        std::fs::read_to_string(root.join("checked"))
+            .unwrap()
+            .trim(),
+        "12"
+    );
     assert!(!root.join("run/secrets/token").exists());
     for layer in &image.layers {
         let bytes = std::fs::read(&layer.path).unwrap();
@@ -204,5 +288,8 @@ fn same_inputs_with_source_date_epoch_give_the_same_digest() {
     let df = "FROM busybox\nCOPY a.txt /a.txt\nRUN echo x > /x\n";
     let one = h.build(df, &[], HashMap::new()).unwrap();
     let two = h.build(df, &[], HashMap::new()).unwrap();
-    assert_eq!(one.manifest_blob.descriptor.digest(), two.manifest_blob.descriptor.digest());
+    assert_eq!(
+        one.manifest_blob.descriptor.digest(),
+        two.manifest_blob.descriptor.digest()
+    );
 }

@@ -127,7 +127,11 @@ fn every_covered_attribute_changes_the_digest_but_times_do_not() {
     let before = sum(&store, root, &all()).digest;
     set_mtime(&root.join("src/main.rs"), 3600);
     set_mtime(&root.join("new.txt"), 7200);
-    assert_eq!(sum(&store, root, &all()).digest, before, "mtime changed the digest");
+    assert_eq!(
+        sum(&store, root, &all()).digest,
+        before,
+        "mtime changed the digest"
+    );
 }
 
 #[test]
@@ -166,7 +170,14 @@ fn dockerignore_exceptions_and_copy_excludes_shape_the_selection() {
     let first = sum(&store, root, &selection);
     assert_eq!(
         paths(&first),
-        ["Dockerfile", "docs", "docs/README.md", "main-link", "src", "src/main.rs"]
+        [
+            "Dockerfile",
+            "docs",
+            "docs/README.md",
+            "main-link",
+            "src",
+            "src/main.rs"
+        ]
     );
     // Changes to what is left out do not matter...
     fs::write(root.join("docs/guide.md"), "changed").unwrap();
@@ -243,7 +254,10 @@ fn digests_remembered_for_one_context_are_never_used_for_another() {
         fs::metadata(a.path().join("f")).unwrap(),
         fs::metadata(b.path().join("f")).unwrap(),
     );
-    assert_eq!((ma.len(), ma.modified().unwrap()), (mb.len(), mb.modified().unwrap()));
+    assert_eq!(
+        (ma.len(), ma.modified().unwrap()),
+        (mb.len(), mb.modified().unwrap())
+    );
     std::thread::sleep(SETTLE);
     let first = sum(&store, a.path(), &all());
     assert_eq!(sum(&store, a.path(), &all()).files_reused, 1);
@@ -259,7 +273,11 @@ fn concurrent_checksums_of_one_root_agree() {
     let other = Store::open(store_dir.path()).unwrap();
     let dir = context();
     for i in 0..200 {
-        write(dir.path(), &format!("many/{}/{i}.txt", i % 7), &"x".repeat(i));
+        write(
+            dir.path(),
+            &format!("many/{}/{i}.txt", i % 7),
+            &"x".repeat(i),
+        );
     }
     let expected = sum(&store, dir.path(), &all()).digest;
     std::thread::scope(|scope| {

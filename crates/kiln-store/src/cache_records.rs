@@ -22,7 +22,8 @@ pub struct CacheRecord {
     pub last_used_ms: i64,
 }
 
-const SELECT: &str = "SELECT key, snapshot, step, inputs, created_ms, last_used_ms FROM cache_records";
+const SELECT: &str =
+    "SELECT key, snapshot, step, inputs, created_ms, last_used_ms FROM cache_records";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<CacheRecord> {
     Ok(CacheRecord {
@@ -41,7 +42,8 @@ impl Store {
     pub fn cache_lookup(&self, key: &str) -> Result<Option<CacheRecord>> {
         let found = {
             let conn = self.conn();
-            conn.query_row(&format!("{SELECT} WHERE key = ?1"), [key], from_row).optional()?
+            conn.query_row(&format!("{SELECT} WHERE key = ?1"), [key], from_row)
+                .optional()?
         };
         let Some(record) = found else { return Ok(None) };
         if let Some(id) = &record.snapshot
@@ -53,19 +55,31 @@ impl Store {
         let now = now_ms();
         let mut conn = self.conn();
         write_tx(&mut conn, |tx| {
-            tx.execute("UPDATE cache_records SET last_used_ms = ?2 WHERE key = ?1", params![key, now])?;
+            tx.execute(
+                "UPDATE cache_records SET last_used_ms = ?2 WHERE key = ?1",
+                params![key, now],
+            )?;
             Ok(())
         })?;
         if let Some(id) = &record.snapshot {
             drop(conn);
             self.touch_snapshots(&[id])?;
         }
-        Ok(Some(CacheRecord { last_used_ms: now, ..record }))
+        Ok(Some(CacheRecord {
+            last_used_ms: now,
+            ..record
+        }))
     }
 
     /// Records that `key` produced `snapshot`. The snapshot must already be committed, so
     /// a record never points at something half-written.
-    pub fn cache_insert(&self, key: &str, snapshot: Option<&str>, step: &str, inputs: &str) -> Result<()> {
+    pub fn cache_insert(
+        &self,
+        key: &str,
+        snapshot: Option<&str>,
+        step: &str,
+        inputs: &str,
+    ) -> Result<()> {
         let now = now_ms();
         let mut conn = self.conn();
         write_tx(&mut conn, |tx| {
@@ -93,13 +107,17 @@ impl Store {
 
     pub fn cache_remove(&self, key: &str) -> Result<bool> {
         let mut conn = self.conn();
-        write_tx(&mut conn, |tx| Ok(tx.execute("DELETE FROM cache_records WHERE key = ?1", [key])? > 0))
+        write_tx(&mut conn, |tx| {
+            Ok(tx.execute("DELETE FROM cache_records WHERE key = ?1", [key])? > 0)
+        })
     }
 
     pub fn cache_records(&self) -> Result<Vec<CacheRecord>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY last_used_ms"))?;
-        let rows = stmt.query_map([], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt
+            .query_map([], from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 }
@@ -115,13 +133,37 @@ mod tests {
         let id = store.new_snapshot_id();
         std::fs::create_dir_all(store.snapshot_dir(&id).unwrap()).unwrap();
         store.add_snapshot(&id, None, 0, "test").unwrap();
-        store.cache_insert("k1", Some(&id), "Dockerfile#[a 1/2]", "{}").unwrap();
-        store.cache_insert("k0", None, "Dockerfile#[a 0/2]", "{}").unwrap();
-        assert_eq!(store.cache_lookup("k1").unwrap().unwrap().snapshot.as_deref(), Some(id.as_str()));
-        assert!(store.cache_lookup("k0").unwrap().unwrap().snapshot.is_none());
+        store
+            .cache_insert("k1", Some(&id), "Dockerfile#[a 1/2]", "{}")
+            .unwrap();
+        store
+            .cache_insert("k0", None, "Dockerfile#[a 0/2]", "{}")
+            .unwrap();
+        assert_eq!(
+            store
+                .cache_lookup("k1")
+                .unwrap()
+                .unwrap()
+                .snapshot
+                .as_deref(),
+            Some(id.as_str())
+        );
+        assert!(
+            store
+                .cache_lookup("k0")
+                .unwrap()
+                .unwrap()
+                .snapshot
+                .is_none()
+        );
         assert!(store.cache_lookup("nope").unwrap().is_none());
-        store.cache_insert("k2", Some(&id), "Dockerfile#[a 1/2]", "{\"x\":1}").unwrap();
-        let latest = store.cache_latest_for_step("Dockerfile#[a 1/2]", "k3").unwrap().unwrap();
+        store
+            .cache_insert("k2", Some(&id), "Dockerfile#[a 1/2]", "{\"x\":1}")
+            .unwrap();
+        let latest = store
+            .cache_latest_for_step("Dockerfile#[a 1/2]", "k3")
+            .unwrap()
+            .unwrap();
         assert_eq!(latest.key, "k2");
         // A record whose snapshot is gone is dead and removed on lookup.
         store.remove_snapshot(&id).unwrap();

@@ -154,11 +154,14 @@ mod tests {
         let mut got = store.file_digests(a).unwrap();
         got.sort_by(|l, r| l.path.cmp(&r.path));
         assert_eq!(got, vec![two.clone(), one.clone()]);
-        assert_eq!(store.file_digests(b).unwrap()[0].digest, Digest::of_bytes(b"other"));
+        assert_eq!(
+            store.file_digests(b).unwrap()[0].digest,
+            Digest::of_bytes(b"other")
+        );
 
         let newer = record("x/one", 9, b"changed");
         store
-            .update_file_digests(a, &[newer.clone()], &[b"two".to_vec()])
+            .update_file_digests(a, std::slice::from_ref(&newer), &[b"two".to_vec()])
             .unwrap();
         assert_eq!(store.file_digests(a).unwrap(), vec![newer]);
         assert_eq!(store.file_digests(b).unwrap().len(), 1);

@@ -15,8 +15,8 @@ mod db;
 mod digest;
 mod error;
 mod file_digests;
-pub mod gc;
 pub mod fsutil;
+pub mod gc;
 mod images;
 mod lock;
 mod snapshots;
@@ -28,8 +28,8 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::Connection;
 
-pub use db::SCHEMA_VERSION;
 pub use cache_records::CacheRecord;
+pub use db::SCHEMA_VERSION;
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use file_digests::{FileDigestRecord, FileIdentity};

@@ -47,14 +47,21 @@ fn drop_in(dir: &Path, rel: &Path, lowers: &[PathBuf]) -> Result<usize> {
     if !empty || is_opaque(dir)? {
         return Ok(removed);
     }
-    let Some(below) = lowers.iter().map(|l| l.join(rel)).find(|p| p.symlink_metadata().is_ok()) else {
+    let Some(below) = lowers
+        .iter()
+        .map(|l| l.join(rel))
+        .find(|p| p.symlink_metadata().is_ok())
+    else {
         return Ok(removed);
     };
     let (mine, theirs) = match (dir.symlink_metadata(), below.symlink_metadata()) {
         (Ok(m), Ok(t)) => (m, t),
         _ => return Ok(removed),
     };
-    let same = theirs.is_dir() && mine.mode() == theirs.mode() && mine.uid() == theirs.uid() && mine.gid() == theirs.gid();
+    let same = theirs.is_dir()
+        && mine.mode() == theirs.mode()
+        && mine.uid() == theirs.uid()
+        && mine.gid() == theirs.gid();
     if same {
         fs::remove_dir(dir).map_err(io_err("remove", dir))?;
         removed += 1;
@@ -64,7 +71,10 @@ fn drop_in(dir: &Path, rel: &Path, lowers: &[PathBuf]) -> Result<usize> {
 
 fn is_opaque(dir: &Path) -> Result<bool> {
     for name in ["trusted.overlay.opaque", "user.overlay.opaque"] {
-        if sys::lgetxattr(dir, OsStr::new(name)).map_err(io_err("getxattr", dir))?.is_some() {
+        if sys::lgetxattr(dir, OsStr::new(name))
+            .map_err(io_err("getxattr", dir))?
+            .is_some()
+        {
             return Ok(true);
         }
     }
@@ -91,7 +101,11 @@ mod tests {
         fs::create_dir_all(upper.join("new")).unwrap();
         // opt: mode changed by the step.
         fs::create_dir_all(upper.join("opt")).unwrap();
-        fs::set_permissions(upper.join("opt"), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        fs::set_permissions(
+            upper.join("opt"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
         let removed = drop_untouched_dirs(&upper, std::slice::from_ref(&lower)).unwrap();
         assert_eq!(removed, 2, "etc and var/log");
         assert!(!upper.join("etc").exists());

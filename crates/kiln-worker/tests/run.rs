@@ -276,7 +276,10 @@ fn run_step_commits_success_and_discards_failure() {
     assert!(dir.join("made").exists());
     // runc's /etc/hosts stub forced a copy-up of /etc; the stub is gone and the empty,
     // unchanged /etc is dropped at commit, so the layer records no change there.
-    assert!(!dir.join("etc").exists(), "hosts/resolv.conf stubs leaked into the layer");
+    assert!(
+        !dir.join("etc").exists(),
+        "hosts/resolv.conf stubs leaked into the layer"
+    );
 
     let failed = kiln_worker::run_step(
         &f.snapshotter,

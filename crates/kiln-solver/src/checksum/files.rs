@@ -25,7 +25,8 @@ const RACY_WINDOW: Duration = Duration::from_secs(1);
 const MAX_READERS: usize = 8;
 
 pub(super) struct ContentDigests {
-    pub by_path: HashMap<Vec<u8>, Digest>,
+    /// One per collected entry, in the collector's order; `None` for non-files.
+    pub digests: Vec<Option<Digest>>,
     pub hashed: usize,
     pub reused: usize,
 }
@@ -37,72 +38,72 @@ pub(super) fn content_digests(
     root: &Path,
     found: &Collector<'_>,
 ) -> Result<ContentDigests, ChecksumError> {
-    let mut remembered: HashMap<Vec<u8>, FileDigestRecord> = store
+    let mut remembered: HashMap<Vec<u8>, (FileIdentity, Digest)> = store
         .file_digests(root)?
         .into_iter()
-        .map(|r| (r.path.clone(), r))
+        .map(|r| (r.path, (r.identity, r.digest)))
         .collect();
-    let mut by_path = HashMap::new();
+    let mut digests = Vec::with_capacity(found.entries.len());
     let mut to_read = Vec::new();
     let mut removed = Vec::new();
-    for (rel, entry) in &found.entries {
-        let record = remembered.remove(rel);
+    for (at, (rel, entry)) in found.entries.iter().enumerate() {
+        let record = remembered.remove(rel.as_slice());
         if !entry.meta.is_file() {
             if record.is_some() {
                 removed.push(rel.clone());
             }
+            digests.push(None);
             continue;
         }
         match record {
-            Some(r) if r.identity == identity(&entry.meta) => {
-                by_path.insert(rel.clone(), r.digest);
-            }
+            Some((known, digest)) if known == identity(&entry.meta) => digests.push(Some(digest)),
             stale => {
-                to_read.push((rel.clone(), &entry.meta, stale.is_some()));
+                to_read.push((at, rel, &entry.meta, stale.is_some()));
+                digests.push(None);
             }
         }
     }
-    let reused = by_path.len();
+    let reused = digests.iter().flatten().count();
     removed.extend(remembered.into_keys().filter(|rel| vanished(found, rel)));
 
     let results = read_all(root, &to_read)?;
     let mut upserts = Vec::new();
-    for ((rel, _, had_record), read) in to_read.iter().zip(results) {
+    for ((at, rel, _, had_record), read) in to_read.iter().zip(results) {
         match read.remember {
             Some(identity) => upserts.push(FileDigestRecord {
-                path: rel.clone(),
+                path: rel.to_vec(),
                 identity,
                 digest: read.digest.clone(),
             }),
-            None if *had_record => removed.push(rel.clone()),
+            None if *had_record => removed.push(rel.to_vec()),
             None => {}
         }
-        by_path.insert(rel.clone(), read.digest);
+        digests[*at] = Some(read.digest);
     }
     store.update_file_digests(root, &upserts, &removed)?;
     Ok(ContentDigests {
-        by_path,
+        digests,
         hashed: to_read.len(),
         reused,
     })
 }
 
-/// Whether a remembered file is gone: the nearest listed directory above it does not
-/// hold the next component of its path. A record below a directory nobody listed this
-/// time may still be valid and is kept.
+/// Whether a remembered file the walk did not cover is gone. Only files below a listed
+/// directory are looked at: elsewhere the walk did not go, so it cannot tell, and the
+/// record stays (it is only ever trusted on an exact stat match anyway).
 fn vanished(found: &Collector<'_>, rel: &[u8]) -> bool {
-    let mut end = rel.len();
-    loop {
-        let parent_end = rel[..end].iter().rposition(|b| *b == b'/');
-        let parent = &rel[..parent_end.unwrap_or(0)];
-        if found.listed_dirs.contains(parent) {
-            return !found.listed_names.contains(&rel[..end]);
-        }
-        match parent_end {
-            Some(at) => end = at,
-            None => return false,
-        }
-    }
+    let listed_above = rel
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'/')
+        .map(|(at, _)| &rel[..at])
+        .chain([&rel[..0]])
+        .any(|dir| found.listed_dirs.contains(dir));
+    listed_above
+        && matches!(
+            std::fs::symlink_metadata(found.root().join(std::ffi::OsStr::from_bytes(rel))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound
+        )
 }
 
 struct ReadResult {
@@ -114,7 +115,7 @@ struct ReadResult {
 /// Reads and hashes `files` on a few threads; results in the order of `files`.
 fn read_all(
     root: &Path,
-    files: &[(Vec<u8>, &Metadata, bool)],
+    files: &[(usize, &Vec<u8>, &Metadata, bool)],
 ) -> Result<Vec<ReadResult>, ChecksumError> {
     let readers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -123,7 +124,7 @@ fn read_all(
     if readers <= 1 {
         return files
             .iter()
-            .map(|(rel, meta, _)| read_one(&root.join(std::ffi::OsStr::from_bytes(rel)), meta))
+            .map(|(_, rel, meta, _)| read_one(&root.join(std::ffi::OsStr::from_bytes(rel)), meta))
             .collect();
     }
     let next = AtomicUsize::new(0);
@@ -134,7 +135,7 @@ fn read_all(
                     let mut out = Vec::new();
                     loop {
                         let at = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((rel, meta, _)) = files.get(at) else {
+                        let Some((_, rel, meta, _)) = files.get(at) else {
                             return Ok(out);
                         };
                         let path = root.join(std::ffi::OsStr::from_bytes(rel));
@@ -188,8 +189,9 @@ fn read_one(path: &Path, seen: &Metadata) -> Result<ReadResult, ChecksumError> {
     let after = file.metadata().map_err(ChecksumError::io("stat", path))?;
     let digest = Digest::from_hex(&hex::encode(hasher.finalize()))?;
     let (before, after) = (identity(&before), identity(&after));
-    let settled = nanos_since_epoch(started)
-        .is_some_and(|now| before.mtime_ns.max(before.ctime_ns) < now - RACY_WINDOW.as_nanos() as i64);
+    let settled = nanos_since_epoch(started).is_some_and(|now| {
+        before.mtime_ns.max(before.ctime_ns) < now - RACY_WINDOW.as_nanos() as i64
+    });
     Ok(ReadResult {
         digest,
         remember: (before == after && settled).then_some(before),

@@ -8,7 +8,6 @@
 //! was when last hashed in the same context root, so an unchanged context is not read.
 
 mod files;
-mod pattern;
 mod select;
 
 use std::os::unix::fs::MetadataExt;
@@ -131,9 +130,12 @@ pub fn checksum(
 
     let mut hasher = Sha256::new();
     hasher.update(b"kiln context checksum v1\0");
-    hasher.update([u8::from(selection.ignore_mode), u8::from(selection.ignore_owner)]);
+    hasher.update([
+        u8::from(selection.ignore_mode),
+        u8::from(selection.ignore_owner),
+    ]);
     let mut entries = Vec::with_capacity(found.entries.len());
-    for (rel, entry) in &found.entries {
+    for ((rel, entry), content) in found.entries.iter().zip(&contents.digests) {
         let meta = &entry.meta;
         let file_type = meta.file_type();
         let kind = if file_type.is_file() {
@@ -145,7 +147,7 @@ pub fn checksum(
         } else {
             EntryKind::Other
         };
-        let content = contents.by_path.get(rel);
+        let content = content.as_ref();
         field(&mut hasher, rel);
         // The full type bits, so a fifo and a device node differ too.
         hasher.update((meta.mode() & 0o170000).to_le_bytes());
@@ -159,7 +161,10 @@ pub fn checksum(
             hasher.update(meta.uid().to_le_bytes());
             hasher.update(meta.gid().to_le_bytes());
         }
-        field(&mut hasher, entry.link_target.as_deref().unwrap_or_default());
+        field(
+            &mut hasher,
+            entry.link_target.as_deref().unwrap_or_default(),
+        );
         field(&mut hasher, content.map_or("", |d| d.hex()).as_bytes());
         entries.push(EntrySum {
             path: String::from_utf8_lossy(rel).into_owned(),

@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 use kiln_frontend::dockerignore::{IgnoreMatcher, WalkState};
 
 use super::ChecksumError;
-use super::pattern::{ComponentPattern, has_wildcards};
+use kiln_worker::fileop::pattern::{Pattern as ComponentPattern, has_wildcards};
 
-/// One covered entry: its path below the root (raw bytes) and what `lstat` said.
+/// What `lstat` said about one covered entry (keyed by its raw path below the root).
 #[derive(Debug)]
 pub(super) struct Found {
     pub meta: Metadata,
@@ -35,22 +35,23 @@ pub(super) struct Collector<'a> {
     /// Covered entries by raw relative path; sorted, so the digest does not depend on
     /// the order sources found them in.
     pub entries: BTreeMap<Vec<u8>, Found>,
-    /// Directories whose listing was read, and every name those listings held, so a
-    /// remembered file can be told apart as vanished (absent from its parent's listing)
-    /// or merely not covered this time.
+    /// Directories whose listing was read: a remembered file below one of them that the
+    /// walk did not cover may have vanished, one elsewhere was merely not looked at.
     pub listed_dirs: HashSet<Vec<u8>>,
-    pub listed_names: HashSet<Vec<u8>>,
 }
 
 impl<'a> Collector<'a> {
-    pub(super) fn new(root: &'a Path, ignore: &'a IgnoreMatcher, exclude: &'a IgnoreMatcher) -> Self {
+    pub(super) fn new(
+        root: &'a Path,
+        ignore: &'a IgnoreMatcher,
+        exclude: &'a IgnoreMatcher,
+    ) -> Self {
         Self {
             root,
             ignore,
             exclude,
             entries: BTreeMap::new(),
             listed_dirs: HashSet::new(),
-            listed_names: HashSet::new(),
         }
     }
 
@@ -138,7 +139,12 @@ impl<'a> Collector<'a> {
             return Ok(());
         }
         let context_rel = String::from_utf8_lossy(&rel).into_owned();
-        let ignored = self.ignore.matches(&context_rel);
+        // Reached through a symlink, the worker may read the target even when the target
+        // itself is ignored (it checks the link's name for wildcard matches), so the
+        // target is covered whatever .dockerignore says about it.
+        let lexical = clean_components(named).join("/");
+        let through_link = rel != lexical.as_bytes();
+        let ignored = !through_link && self.ignore.matches(&context_rel);
         if !meta.is_dir() {
             if !ignored {
                 self.add_parents(&rel)?;
@@ -186,7 +192,6 @@ impl<'a> Collector<'a> {
         self.listed_dirs.insert(rel.to_vec());
         for (name, path, meta) in children {
             let child_rel = join_rel(rel, name.as_bytes());
-            self.listed_names.insert(child_rel.clone());
             let name = name.to_string_lossy();
             let child_source_rel = match source_rel {
                 "" => name.into_owned(),
@@ -274,7 +279,9 @@ impl<'a> Collector<'a> {
 
     fn insert(&mut self, rel: Vec<u8>, meta: Metadata, real: &Path) -> Result<(), ChecksumError> {
         let link_target = read_link_if(real, &meta)?;
-        self.entries.entry(rel).or_insert(Found { meta, link_target });
+        self.entries
+            .entry(rel)
+            .or_insert(Found { meta, link_target });
         Ok(())
     }
 
@@ -285,6 +292,10 @@ impl<'a> Collector<'a> {
                 source,
             }
         })
+    }
+
+    pub(super) fn root(&self) -> &Path {
+        self.root
     }
 
     fn relative(&self, real: &Path) -> Vec<u8> {

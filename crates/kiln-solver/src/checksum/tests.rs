@@ -23,7 +23,13 @@ fn covered(root: &Path, selection: &Selection) -> Vec<String> {
 
 fn tree() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for file in ["a/b/one.txt", "a/b/two.md", "a/c/three.txt", "top.txt", "real/inside"] {
+    for file in [
+        "a/b/one.txt",
+        "a/b/two.md",
+        "a/c/three.txt",
+        "top.txt",
+        "real/inside",
+    ] {
         let path = dir.path().join(file);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(path, file).unwrap();
@@ -82,6 +88,20 @@ fn symlinks_on_the_way_stay_inside_the_root_and_are_covered() {
 fn ignored_directory_is_kept_only_for_what_is_brought_back() {
     let dir = tree();
     let mut sel = selection(&[]);
-    sel.excludes = vec!["a".into(), "!a/b/one.txt".into(), "real".into(), "top.txt".into()];
+    sel.excludes = vec![
+        "a".into(),
+        "!a/b/one.txt".into(),
+        "real".into(),
+        "top.txt".into(),
+    ];
     assert_eq!(covered(dir.path(), &sel), ["a", "a/b", "a/b/one.txt"]);
+}
+
+#[test]
+fn a_symlinked_source_covers_its_target_even_when_that_is_ignored() {
+    let dir = tree();
+    symlink("real/inside", dir.path().join("link")).unwrap();
+    let mut sel = selection(&["lin?"]);
+    sel.excludes = vec!["real".into()];
+    assert_eq!(covered(dir.path(), &sel), ["link", "real", "real/inside"]);
 }

@@ -65,7 +65,8 @@ pub(crate) struct KeyInputs {
 impl KeyInputs {
     fn key(&self) -> String {
         // The file list is derived from `reads`; it is stored for explanations only.
-        let keyed = serde_json::json!({ "op": self.op, "inputs": self.inputs, "reads": self.reads });
+        let keyed =
+            serde_json::json!({ "op": self.op, "inputs": self.inputs, "reads": self.reads });
         let bytes = serde_json::to_vec(&keyed).unwrap_or_default();
         format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
     }
@@ -79,17 +80,27 @@ pub struct CachedEngine<'a> {
 
 impl<'a> CachedEngine<'a> {
     pub fn new(engine: &'a Engine, policy: CachePolicy) -> Self {
-        Self { engine, policy, misses: Mutex::new(Vec::new()) }
+        Self {
+            engine,
+            policy,
+            misses: Mutex::new(Vec::new()),
+        }
     }
 
     /// Every miss so far, in the order the steps ran.
     pub fn misses(&self) -> Vec<Miss> {
-        self.misses.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.misses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn key_inputs(&self, node: &Node, inputs: &[Keyed]) -> Result<KeyInputs, EngineError> {
         let mut op = serde_json::to_value(&node.op).unwrap_or_default();
-        let mut key = KeyInputs { inputs: inputs.iter().map(|i| i.key.clone()).collect(), ..KeyInputs::default() };
+        let mut key = KeyInputs {
+            inputs: inputs.iter().map(|i| i.key.clone()).collect(),
+            ..KeyInputs::default()
+        };
         match &node.op {
             // A local source is identified by what is read from it, by its readers.
             Op::Local(local) => {
@@ -99,7 +110,8 @@ impl<'a> CachedEngine<'a> {
             Op::File(file) => {
                 for action in &file.actions {
                     if let FileAction::Copy(copy) = action
-                        && let Some(Output::Dir { path, excludes }) = inputs.get(copy.input).map(|i| &i.output)
+                        && let Some(Output::Dir { path, excludes }) =
+                            inputs.get(copy.input).map(|i| &i.output)
                     {
                         let selection = Selection {
                             include: copy.sources.clone(),
@@ -116,9 +128,14 @@ impl<'a> CachedEngine<'a> {
             Op::Exec(exec) => {
                 for mount in &exec.mounts {
                     if let MountKind::Bind { input, source, .. } = &mount.kind
-                        && let Some(Output::Dir { path, excludes }) = inputs.get(*input).map(|i| &i.output)
+                        && let Some(Output::Dir { path, excludes }) =
+                            inputs.get(*input).map(|i| &i.output)
                     {
-                        let include = if source == "/" || source == "." { vec![] } else { vec![source.clone()] };
+                        let include = if source == "/" || source == "." {
+                            vec![]
+                        } else {
+                            vec![source.clone()]
+                        };
                         let selection = Selection {
                             include,
                             excludes: excludes.clone(),
@@ -136,12 +153,22 @@ impl<'a> CachedEngine<'a> {
         Ok(key)
     }
 
-    fn read(&self, key: &mut KeyInputs, input: usize, root: &std::path::Path, selection: &Selection) -> Result<(), EngineError> {
-        let sum = checksum(self.engine.store(), root, selection).map_err(|e| EngineError::Input(e.to_string()))?;
+    fn read(
+        &self,
+        key: &mut KeyInputs,
+        input: usize,
+        root: &std::path::Path,
+        selection: &Selection,
+    ) -> Result<(), EngineError> {
+        let sum = checksum(self.engine.store(), root, selection)
+            .map_err(|e| EngineError::Input(e.to_string()))?;
         key.reads.push(sum.digest.clone());
         if key.files.len() + sum.entries.len() <= MAX_EXPLAINED_FILES {
             for entry in &sum.entries {
-                key.files.insert(format!("{input}:{}", entry.path), explain::describe_entry(entry, selection));
+                key.files.insert(
+                    format!("{input}:{}", entry.path),
+                    explain::describe_entry(entry, selection),
+                );
             }
         }
         Ok(())
@@ -157,7 +184,13 @@ impl Executor for CachedEngine<'_> {
     type Output = Keyed;
     type Error = EngineError;
 
-    fn execute(&self, id: NodeId, node: &Node, inputs: &[Keyed], log: &dyn Fn(&str)) -> Result<Keyed, EngineError> {
+    fn execute(
+        &self,
+        id: NodeId,
+        node: &Node,
+        inputs: &[Keyed],
+        log: &dyn Fn(&str),
+    ) -> Result<Keyed, EngineError> {
         let key_inputs = self.key_inputs(node, inputs)?;
         let key = key_inputs.key();
         let store = self.engine.store();
@@ -167,7 +200,12 @@ impl Executor for CachedEngine<'_> {
                 && !self.policy.uncached.contains(&id)
                 && let Some(record) = store.cache_lookup(&key)?
             {
-                return Ok(Keyed { output: Output::Fs(record.snapshot), key, cached: true, created_ms: record.created_ms });
+                return Ok(Keyed {
+                    output: Output::Fs(record.snapshot),
+                    key,
+                    cached: true,
+                    created_ms: record.created_ms,
+                });
             }
             let reason = if self.policy.disabled || self.policy.uncached.contains(&id) {
                 "cache disabled for this step (--no-cache / --no-cache-filter)".to_string()
@@ -175,7 +213,14 @@ impl Executor for CachedEngine<'_> {
                 explain::reason(store, &step, &key, &key_inputs)
             };
             log(&format!("cache miss: {reason}"));
-            self.misses.lock().unwrap_or_else(|p| p.into_inner()).push(Miss { node: id, step: step.clone(), reason });
+            self.misses
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(Miss {
+                    node: id,
+                    step: step.clone(),
+                    reason,
+                });
         }
         let plain: Vec<Output> = inputs.iter().map(|i| i.output.clone()).collect();
         let output = self.engine.execute(id, node, &plain, log)?;
@@ -183,8 +228,17 @@ impl Executor for CachedEngine<'_> {
             let stored = serde_json::to_string(&key_inputs).unwrap_or_default();
             store.cache_insert(&key, output.snapshot(), &step, &stored)?;
         }
-        let created_ms = if recorded(&node.op) { kiln_store::fsutil::now_ms() } else { 0 };
-        Ok(Keyed { output, key, cached: false, created_ms })
+        let created_ms = if recorded(&node.op) {
+            kiln_store::fsutil::now_ms()
+        } else {
+            0
+        };
+        Ok(Keyed {
+            output,
+            key,
+            cached: false,
+            created_ms,
+        })
     }
 
     fn is_cached(output: &Keyed) -> bool {

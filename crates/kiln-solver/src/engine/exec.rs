@@ -4,8 +4,8 @@ use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
 
 use kiln_graph::{CacheSharing, ExecOp, MountKind, NetworkMode as OpNetwork};
-use kiln_worker::runc::{ExtraMount, NetworkMode, ProcessSpec};
 use kiln_worker::run_step;
+use kiln_worker::runc::{ExtraMount, NetworkMode, ProcessSpec};
 use sha2::{Digest as _, Sha256};
 
 use super::files::{Held, ScratchDir, copy_filtered, ensure_dir, input_root};
@@ -21,7 +21,10 @@ pub(crate) fn run(
     label: &str,
     log: &dyn Fn(&str),
 ) -> Result<Output, EngineError> {
-    let parent = inputs.first().and_then(Output::snapshot).map(str::to_string);
+    let parent = inputs
+        .first()
+        .and_then(Output::snapshot)
+        .map(str::to_string);
     let mut held: Vec<Held> = Vec::new();
     let mut locks = Vec::new();
     let mut mounts = Vec::new();
@@ -29,7 +32,11 @@ pub(crate) fn run(
     for mount in &exec.mounts {
         let destination = PathBuf::from(&mount.target);
         match &mount.kind {
-            MountKind::Bind { input, source, readwrite } => {
+            MountKind::Bind {
+                input,
+                source,
+                readwrite,
+            } => {
                 let root = input_root(engine, inputs.get(*input), &mut held)?;
                 let from_context = matches!(inputs.get(*input), Some(Output::Dir { .. }));
                 let path = if from_context && (*readwrite || !root.excludes.is_empty()) {
@@ -43,9 +50,21 @@ pub(crate) fn run(
                 } else {
                     kiln_worker::resolve_in_root(&root.path, Path::new(source), true)?
                 };
-                mounts.push(ExtraMount::Bind { source: path, destination, readonly: !readwrite });
+                mounts.push(ExtraMount::Bind {
+                    source: path,
+                    destination,
+                    readonly: !readwrite,
+                });
             }
-            MountKind::Cache { id, sharing, mode, uid, gid, seed, readonly } => {
+            MountKind::Cache {
+                id,
+                sharing,
+                mode,
+                uid,
+                gid,
+                seed,
+                readonly,
+            } => {
                 let key = hex::encode(Sha256::digest(id.as_bytes()));
                 if !matches!(sharing, CacheSharing::Shared) {
                     locks.push(engine.store().lock(&format!("cache-{}", &key[..32]))?);
@@ -56,10 +75,24 @@ pub(crate) fn run(
                     let root = input_root(engine, inputs.get(*input), &mut held)?;
                     copy_filtered(&root, source, &dir)?;
                 }
-                mounts.push(ExtraMount::Bind { source: dir, destination, readonly: *readonly });
+                mounts.push(ExtraMount::Bind {
+                    source: dir,
+                    destination,
+                    readonly: *readonly,
+                });
             }
-            MountKind::Tmpfs { size } => mounts.push(ExtraMount::Tmpfs { destination, size_bytes: *size }),
-            MountKind::Secret { id, env: as_env, required, mode, uid, gid } => {
+            MountKind::Tmpfs { size } => mounts.push(ExtraMount::Tmpfs {
+                destination,
+                size_bytes: *size,
+            }),
+            MountKind::Secret {
+                id,
+                env: as_env,
+                required,
+                mode,
+                uid,
+                gid,
+            } => {
                 let Some(source) = engine.config.secrets.get(id) else {
                     if *required {
                         return Err(EngineError::Input(format!(
@@ -77,7 +110,11 @@ pub(crate) fn run(
                 let file = dir.path.join("secret");
                 write_private(&file, &value, *mode, *uid, *gid)?;
                 held.push(Held::Dir(dir));
-                mounts.push(ExtraMount::Bind { source: file, destination, readonly: true });
+                mounts.push(ExtraMount::Bind {
+                    source: file,
+                    destination,
+                    readonly: true,
+                });
             }
             MountKind::Ssh { id, required, .. } => {
                 if *required {
@@ -116,15 +153,27 @@ pub(crate) fn run(
         return Err(EngineError::RunFailed {
             command: exec.args.join(" "),
             exit_code: outcome.run.exit_code,
-            tail: outcome.run.tail.iter().map(|(_, line)| line.clone()).collect(),
+            tail: outcome
+                .run
+                .tail
+                .iter()
+                .map(|(_, line)| line.clone())
+                .collect(),
         });
     }
     Ok(Output::Fs(outcome.snapshot.map(|s| s.id)))
 }
 
-fn write_private(path: &Path, value: &[u8], mode: u32, uid: u32, gid: u32) -> Result<(), EngineError> {
+fn write_private(
+    path: &Path,
+    value: &[u8],
+    mode: u32,
+    uid: u32,
+    gid: u32,
+) -> Result<(), EngineError> {
     std::fs::write(path, value).map_err(io_error("write secret file"))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_error("chmod secret file"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(io_error("chmod secret file"))?;
     chown(path, Some(uid), Some(gid)).map_err(io_error("chown secret file"))?;
     Ok(())
 }

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use kiln_exporter::{
-    ContainerConfig, Digest, Healthcheck, History, ImageConfig, LayerDescriptor, LayerOptions, LayerSource,
-    MediaType, Timestamp, write_layer,
+    ContainerConfig, Digest, Healthcheck, History, ImageConfig, LayerDescriptor, LayerOptions,
+    LayerSource, MediaType, Timestamp, write_layer,
 };
 use kiln_graph::lower::{ImageState, LoweredStage};
 use kiln_graph::{Graph, NodeId, Op};
@@ -33,7 +33,11 @@ pub fn stage_image(
         && let Some(Op::Image(source)) = graph.node(base).map(|n| &n.op)
     {
         let digest = source.digest.as_deref().unwrap_or_default();
-        for layer in engine.images().image_layers(digest).map_err(EngineError::Input)? {
+        for layer in engine
+            .images()
+            .image_layers(digest)
+            .map_err(EngineError::Input)?
+        {
             layers.push(LayerDescriptor {
                 media_type: MediaType::from(layer.media_type.as_str()),
                 digest: parse_digest(&layer.digest)?,
@@ -78,11 +82,18 @@ pub fn stage_image(
 /// The layer of a snapshot's diff, written once per compression and epoch: the blob goes
 /// straight into the store's blob directory (content-addressed, written atomically) and a
 /// small memo beside the snapshot finds it again, so a rebuild never re-tars a layer.
-fn snapshot_layer(engine: &Engine, id: &str, diff: &Path, options: &LayerOptions) -> Result<LayerDescriptor, EngineError> {
-    let memo = engine
-        .snapshotter()
-        .fs_dir(id)?
-        .with_file_name(format!("layer-{:?}-{}-{}.json", options.compression, options.compression_level.unwrap_or(-1), options.source_date_epoch.unwrap_or(-1)));
+fn snapshot_layer(
+    engine: &Engine,
+    id: &str,
+    diff: &Path,
+    options: &LayerOptions,
+) -> Result<LayerDescriptor, EngineError> {
+    let memo = engine.snapshotter().fs_dir(id)?.with_file_name(format!(
+        "layer-{:?}-{}-{}.json",
+        options.compression,
+        options.compression_level.unwrap_or(-1),
+        options.source_date_epoch.unwrap_or(-1)
+    ));
     let store = engine.store();
     if let Ok(text) = std::fs::read(&memo)
         && let Ok(known) = serde_json::from_slice::<LayerMemo>(&text)
@@ -97,7 +108,8 @@ fn snapshot_layer(engine: &Engine, id: &str, diff: &Path, options: &LayerOptions
             path: store.blob_path(&digest),
         });
     }
-    let layer = write_layer(LayerSource::OverlayDiff(diff), options, &store.blobs_dir()).map_err(export_error)?;
+    let layer = write_layer(LayerSource::OverlayDiff(diff), options, &store.blobs_dir())
+        .map_err(export_error)?;
     let known = LayerMemo {
         media_type: layer.media_type.to_string(),
         digest: layer.digest.to_string(),
@@ -152,7 +164,9 @@ fn image_config(image: &ImageState) -> ImageConfig {
 }
 
 fn is_empty_dir(dir: &std::path::Path) -> bool {
-    std::fs::read_dir(dir).map(|mut entries| entries.next().is_none()).unwrap_or(true)
+    std::fs::read_dir(dir)
+        .map(|mut entries| entries.next().is_none())
+        .unwrap_or(true)
 }
 
 fn parse_digest(text: &str) -> Result<Digest, EngineError> {

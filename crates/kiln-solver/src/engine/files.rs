@@ -12,7 +12,10 @@ use super::{Engine, EngineError, Output, io_error};
 
 /// Something that must stay alive while an op reads its inputs: a mounted snapshot or a
 /// scratch directory. Dropping it unmounts or removes it.
-#[expect(dead_code, reason = "held only so that dropping it unmounts or removes")]
+#[expect(
+    dead_code,
+    reason = "held only so that dropping it unmounts or removes"
+)]
 pub(crate) enum Held {
     Mount(ActiveMount),
     Dir(ScratchDir),
@@ -39,29 +42,49 @@ impl Drop for ScratchDir {
 }
 
 /// A directory showing `output`'s filesystem, kept alive by `held`.
-pub(crate) fn input_root(engine: &Engine, output: Option<&Output>, held: &mut Vec<Held>) -> Result<InputRoot, EngineError> {
+pub(crate) fn input_root(
+    engine: &Engine,
+    output: Option<&Output>,
+    held: &mut Vec<Held>,
+) -> Result<InputRoot, EngineError> {
     match output {
-        Some(Output::Dir { path, excludes }) => Ok(InputRoot { path: path.clone(), excludes: excludes.clone() }),
+        Some(Output::Dir { path, excludes }) => Ok(InputRoot {
+            path: path.clone(),
+            excludes: excludes.clone(),
+        }),
         Some(Output::Fs(Some(id))) => {
             let active = engine.snapshotter().prepare(Some(id))?;
             let path = active.rootfs().to_path_buf();
             held.push(Held::Mount(active));
-            Ok(InputRoot { path, excludes: vec![] })
+            Ok(InputRoot {
+                path,
+                excludes: vec![],
+            })
         }
         Some(Output::Fs(None)) | None => {
             let dir = ScratchDir::create(engine, "empty")?;
             let path = dir.path.clone();
             held.push(Held::Dir(dir));
-            Ok(InputRoot { path, excludes: vec![] })
+            Ok(InputRoot {
+                path,
+                excludes: vec![],
+            })
         }
     }
 }
 
-pub(crate) fn apply(engine: &Engine, file: &FileOp, inputs: &[Output], label: &str) -> Result<Output, EngineError> {
+pub(crate) fn apply(
+    engine: &Engine,
+    file: &FileOp,
+    inputs: &[Output],
+    label: &str,
+) -> Result<Output, EngineError> {
     let parent = match inputs.first() {
         Some(Output::Fs(id)) => id.clone(),
         Some(Output::Dir { .. }) => {
-            return Err(EngineError::Input("a file op cannot change a local context".into()));
+            return Err(EngineError::Input(
+                "a file op cannot change a local context".into(),
+            ));
         }
         None => None,
     };
@@ -70,7 +93,10 @@ pub(crate) fn apply(engine: &Engine, file: &FileOp, inputs: &[Output], label: &s
     for (index, input) in inputs.iter().enumerate() {
         if index == 0 && matches!(input, Output::Fs(_)) {
             // Input 0 is the filesystem being changed; it is never read as a source root.
-            roots.push(InputRoot { path: PathBuf::new(), excludes: vec![] });
+            roots.push(InputRoot {
+                path: PathBuf::new(),
+                excludes: vec![],
+            });
             continue;
         }
         roots.push(input_root(engine, Some(input), &mut held)?);
@@ -92,9 +118,15 @@ pub(crate) fn apply(engine: &Engine, file: &FileOp, inputs: &[Output], label: &s
 /// checkout's uid must not leak into the image (BuildKit does the same).
 fn owned_by_root_from_context(action: &FileAction, inputs: &[Output]) -> FileAction {
     match action {
-        FileAction::Copy(copy) if copy.owner.is_none() && matches!(inputs.get(copy.input), Some(Output::Dir { .. })) => {
+        FileAction::Copy(copy)
+            if copy.owner.is_none()
+                && matches!(inputs.get(copy.input), Some(Output::Dir { .. })) =>
+        {
             let mut copy = copy.clone();
-            copy.owner = Some(kiln_graph::Ownership { user: "0".into(), group: Some("0".into()) });
+            copy.owner = Some(kiln_graph::Ownership {
+                user: "0".into(),
+                group: Some("0".into()),
+            });
             FileAction::Copy(copy)
         }
         other => other.clone(),
@@ -103,12 +135,21 @@ fn owned_by_root_from_context(action: &FileAction, inputs: &[Output]) -> FileAct
 
 /// `COPY --link`: input 1's filesystem (built on scratch, so it is all one diff) stacked
 /// as a new snapshot on input 0.
-pub(crate) fn merge(engine: &Engine, inputs: &[Output], label: &str) -> Result<Output, EngineError> {
-    let mut parent = inputs.first().and_then(Output::snapshot).map(str::to_string);
+pub(crate) fn merge(
+    engine: &Engine,
+    inputs: &[Output],
+    label: &str,
+) -> Result<Output, EngineError> {
+    let mut parent = inputs
+        .first()
+        .and_then(Output::snapshot)
+        .map(str::to_string);
     for layer in inputs.iter().skip(1) {
         let Some(id) = layer.snapshot() else { continue };
         let source = engine.snapshotter().fs_dir(id)?;
-        let record = engine.snapshotter().import_dir(parent.as_deref(), &source, label)?;
+        let record = engine
+            .snapshotter()
+            .import_dir(parent.as_deref(), &source, label)?;
         parent = Some(record.id);
     }
     Ok(Output::Fs(parent))
@@ -127,7 +168,11 @@ pub(crate) fn ensure_dir(path: &Path, mode: u32, uid: u32, gid: u32) -> Result<b
 }
 
 /// Copies `source` (a path inside `root`) into `dest` honouring `root.excludes`.
-pub(crate) fn copy_filtered(root: &InputRoot, source: &str, dest: &Path) -> Result<(), EngineError> {
+pub(crate) fn copy_filtered(
+    root: &InputRoot,
+    source: &str,
+    dest: &Path,
+) -> Result<(), EngineError> {
     let action = FileAction::Copy(kiln_graph::CopyAction {
         input: 0,
         sources: vec![source.to_string()],

@@ -13,7 +13,11 @@ use super::{Engine, EngineError, Output, io_error};
 /// Largest download ADD accepts; a build context file is never this big either.
 const MAX_DOWNLOAD: u64 = 8 << 30;
 
-pub(crate) fn fetch(engine: &Engine, source: &HttpSource, label: &str) -> Result<Output, EngineError> {
+pub(crate) fn fetch(
+    engine: &Engine,
+    source: &HttpSource,
+    label: &str,
+) -> Result<Output, EngineError> {
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(600))
         .build()
@@ -35,7 +39,10 @@ pub(crate) fn fetch(engine: &Engine, source: &HttpSource, label: &str) -> Result
         .map_err(io_error(format!("ADD {}: read body", source.url)))?;
     if let Some(expected) = &source.checksum {
         verify(&body, expected).map_err(|actual| {
-            EngineError::Input(format!("ADD {}: checksum mismatch: expected {expected}, got {actual}", source.url))
+            EngineError::Input(format!(
+                "ADD {}: checksum mismatch: expected {expected}, got {actual}",
+                source.url
+            ))
         })?;
     }
     let dir = ScratchDir::create(engine, "http")?;
@@ -45,8 +52,13 @@ pub(crate) fn fetch(engine: &Engine, source: &HttpSource, label: &str) -> Result
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
         .map_err(io_error(format!("chmod {}", file.display())))?;
     if let Some(time) = modified {
-        let handle = std::fs::File::options().write(true).open(&file).map_err(io_error("open download"))?;
-        handle.set_modified(time).map_err(io_error("set download mtime"))?;
+        let handle = std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .map_err(io_error("open download"))?;
+        handle
+            .set_modified(time)
+            .map_err(io_error("set download mtime"))?;
     }
     let record = engine.snapshotter().import_dir(None, &dir.path, label)?;
     Ok(Output::Fs(Some(record.id)))
@@ -61,7 +73,11 @@ fn verify(body: &[u8], expected: &str) -> Result<(), String> {
         "sha512" => format!("sha512:{}", hex::encode(Sha512::digest(body))),
         _ => format!("sha256:{}", hex::encode(Sha256::digest(body))),
     };
-    if actual == expected { Ok(()) } else { Err(actual) }
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(actual)
+    }
 }
 
 #[cfg(test)]

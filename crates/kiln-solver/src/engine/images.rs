@@ -39,12 +39,21 @@ pub fn chain_id(parent: Option<&str>, diff_id: &str) -> String {
     }
 }
 
-pub(crate) fn unpack_image(engine: &Engine, source: &ImageSource, label: &str) -> Result<Output, EngineError> {
-    let digest = source
-        .digest
-        .as_deref()
-        .ok_or_else(|| EngineError::Input(format!("image {} was not resolved to a digest", source.reference)))?;
-    let layers = engine.images().image_layers(digest).map_err(EngineError::Input)?;
+pub(crate) fn unpack_image(
+    engine: &Engine,
+    source: &ImageSource,
+    label: &str,
+) -> Result<Output, EngineError> {
+    let digest = source.digest.as_deref().ok_or_else(|| {
+        EngineError::Input(format!(
+            "image {} was not resolved to a digest",
+            source.reference
+        ))
+    })?;
+    let layers = engine
+        .images()
+        .image_layers(digest)
+        .map_err(EngineError::Input)?;
     let store = engine.store();
     let mut parent: Option<String> = None;
     let mut chain: Option<String> = None;
@@ -52,13 +61,20 @@ pub(crate) fn unpack_image(engine: &Engine, source: &ImageSource, label: &str) -
         let id = chain_id(chain.as_deref(), &layer.diff_id);
         let key = format!("layer:{id}");
         // One process unpacks a given chain; others wait and then find it.
-        let short = id.trim_start_matches("sha256:").get(..32).unwrap_or_default();
+        let short = id
+            .trim_start_matches("sha256:")
+            .get(..32)
+            .unwrap_or_default();
         let _guard = store.lock(&format!("unpack-{short}"))?;
         let snapshot = match store.snapshot_by_key(&key)? {
             Some(found) => found.id,
             None => {
-                let blob = File::open(&layer.path).map_err(io_error(format!("open layer {}", layer.digest)))?;
-                let (record, _) = engine.snapshotter().apply_layer(parent.as_deref(), blob, label)?;
+                let blob = File::open(&layer.path)
+                    .map_err(io_error(format!("open layer {}", layer.digest)))?;
+                let (record, _) =
+                    engine
+                        .snapshotter()
+                        .apply_layer(parent.as_deref(), blob, label)?;
                 store.set_snapshot_key(&record.id, &key)?;
                 record.id
             }

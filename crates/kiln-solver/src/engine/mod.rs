@@ -30,7 +30,10 @@ pub enum Output {
     /// A committed snapshot; `None` is the empty filesystem.
     Fs(Option<String>),
     /// A host directory read in place (a local context), with its ignore patterns.
-    Dir { path: PathBuf, excludes: Vec<String> },
+    Dir {
+        path: PathBuf,
+        excludes: Vec<String>,
+    },
 }
 
 impl Output {
@@ -48,7 +51,11 @@ pub enum EngineError {
         "process \"{command}\" did not complete successfully: exit code: {exit_code}{}",
         tail_text(.tail)
     )]
-    RunFailed { command: String, exit_code: i32, tail: Vec<String> },
+    RunFailed {
+        command: String,
+        exit_code: i32,
+        tail: Vec<String>,
+    },
     #[error("{0}")]
     Worker(#[from] kiln_worker::Error),
     #[error("{0}")]
@@ -60,7 +67,10 @@ pub enum EngineError {
     #[error("{0}")]
     Input(String),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 fn tail_text(tail: &[String]) -> String {
@@ -100,7 +110,13 @@ impl Engine {
     pub fn new(store: Arc<Store>, config: EngineConfig, cancel: CancelToken) -> Self {
         let runc = RuncExecutor::new(&store);
         let snapshotter = Snapshotter::new(store.clone());
-        Self { store, snapshotter, runc, cancel, config }
+        Self {
+            store,
+            snapshotter,
+            runc,
+            cancel,
+            config,
+        }
     }
 
     pub fn snapshotter(&self) -> &Snapshotter {
@@ -147,7 +163,10 @@ impl Executor for Engine {
                     .get(&local.name)
                     .cloned()
                     .unwrap_or_else(|| PathBuf::from(&local.name));
-                Ok(Output::Dir { path, excludes: local.exclude.clone() })
+                Ok(Output::Dir {
+                    path,
+                    excludes: local.exclude.clone(),
+                })
             }
             Op::Exec(exec) => exec::run(self, exec, inputs, &label, log),
             Op::File(file) => files::apply(self, file, inputs, &label),

@@ -10,7 +10,7 @@ mod chmod;
 mod copy;
 mod error;
 mod paths;
-mod pattern;
+pub mod pattern;
 mod simple;
 mod sources;
 mod tree;

@@ -16,13 +16,13 @@ enum Token {
 
 /// A compiled pattern for one or more path components.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Pattern {
+pub struct Pattern {
     tokens: Vec<Token>,
 }
 
 impl Pattern {
     /// Compiles `text`; the error says what is malformed (Go's `ErrBadPattern`).
-    pub(super) fn compile(text: &str) -> Result<Self, String> {
+    pub fn compile(text: &str) -> Result<Self, String> {
         let mut tokens = Vec::new();
         let mut chars = text.chars().peekable();
         while let Some(ch) = chars.next() {
@@ -39,7 +39,7 @@ impl Pattern {
     }
 
     /// Whether the whole of `name` matches.
-    pub(super) fn matches(&self, name: &str) -> bool {
+    pub fn matches(&self, name: &str) -> bool {
         let chars: Vec<char> = name.chars().collect();
         // alive[i]: the tokens seen so far can match exactly chars[..i].
         let mut alive = vec![false; chars.len() + 1];
@@ -116,7 +116,7 @@ fn class_char(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<ch
 }
 
 /// Whether a path component uses any wildcard (an escaped one does not count).
-pub(super) fn has_wildcards(text: &str) -> bool {
+pub fn has_wildcards(text: &str) -> bool {
     let mut chars = text.chars();
     while let Some(ch) = chars.next() {
         match ch {

@@ -8,7 +8,11 @@ use super::KeyInputs;
 use crate::checksum::{EntrySum, Selection};
 
 pub(crate) fn describe_entry(entry: &EntrySum, selection: &Selection) -> String {
-    let mode = if selection.ignore_mode { String::from("-") } else { format!("{:o}", entry.mode) };
+    let mode = if selection.ignore_mode {
+        String::from("-")
+    } else {
+        format!("{:o}", entry.mode)
+    };
     format!(
         "{:?} {mode} {} {}",
         entry.kind,
@@ -77,7 +81,12 @@ fn files(before: &KeyInputs, now: &KeyInputs) -> String {
             Some(is) if is != was => {
                 let (was_mode, is_mode) = (was.split(' ').nth(1), is.split(' ').nth(1));
                 if was_mode != is_mode {
-                    return format!("file {} changed mode ({} -> {})", name(path), was_mode.unwrap_or("-"), is_mode.unwrap_or("-"));
+                    return format!(
+                        "file {} changed mode ({} -> {})",
+                        name(path),
+                        was_mode.unwrap_or("-"),
+                        is_mode.unwrap_or("-")
+                    );
                 }
                 return format!("file {} changed", name(path));
             }
@@ -108,7 +117,11 @@ fn env_change(before: &KeyInputs, now: &KeyInputs) -> Option<String> {
     let (was, is) = (env(before), env(now));
     for (name, value) in &is {
         match was.iter().find(|(n, _)| n == name) {
-            Some((_, old)) if old != value => return Some(format!("build arg or env {name} changed: {old:?} -> {value:?}")),
+            Some((_, old)) if old != value => {
+                return Some(format!(
+                    "build arg or env {name} changed: {old:?} -> {value:?}"
+                ));
+            }
             None => return Some(format!("build arg or env {name} is new: {value:?}")),
             _ => {}
         }
@@ -128,10 +141,17 @@ mod tests {
 
     #[test]
     fn names_the_first_difference_users_care_about() {
-        let base = KeyInputs { op: exec(&["A=1"], &["make"]), inputs: vec!["p".into()], ..Default::default() };
+        let base = KeyInputs {
+            op: exec(&["A=1"], &["make"]),
+            inputs: vec!["p".into()],
+            ..Default::default()
+        };
         let mut arg = base.clone();
         arg.op = exec(&["A=2"], &["make"]);
-        assert_eq!(compare(&base, &arg), "build arg or env A changed: \"1\" -> \"2\"");
+        assert_eq!(
+            compare(&base, &arg),
+            "build arg or env A changed: \"1\" -> \"2\""
+        );
         let mut cmd = base.clone();
         cmd.op = exec(&["A=1"], &["make", "all"]);
         assert!(compare(&base, &cmd).starts_with("command changed"));
@@ -141,15 +161,26 @@ mod tests {
 
         let mut before = base.clone();
         before.reads = vec!["r1".into()];
-        before.files.insert("1:src/a.rs".into(), "File 644 sha256:aa ".into());
+        before
+            .files
+            .insert("1:src/a.rs".into(), "File 644 sha256:aa ".into());
         let mut after = before.clone();
         after.reads = vec!["r2".into()];
-        after.files.insert("1:src/a.rs".into(), "File 664 sha256:aa ".into());
-        assert_eq!(compare(&before, &after), "file src/a.rs changed mode (644 -> 664)");
-        after.files.insert("1:src/a.rs".into(), "File 644 sha256:bb ".into());
+        after
+            .files
+            .insert("1:src/a.rs".into(), "File 664 sha256:aa ".into());
+        assert_eq!(
+            compare(&before, &after),
+            "file src/a.rs changed mode (644 -> 664)"
+        );
+        after
+            .files
+            .insert("1:src/a.rs".into(), "File 644 sha256:bb ".into());
         assert_eq!(compare(&before, &after), "file src/a.rs changed");
         after.files.clear();
-        after.files.insert("1:src/b.rs".into(), "File 644 sha256:bb ".into());
+        after
+            .files
+            .insert("1:src/b.rs".into(), "File 644 sha256:bb ".into());
         assert_eq!(compare(&before, &after), "file src/a.rs was removed");
     }
 }
