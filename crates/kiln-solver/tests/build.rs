@@ -293,3 +293,58 @@ fn same_inputs_with_source_date_epoch_give_the_same_digest() {
         two.manifest_blob.descriptor.digest()
     );
 }
+
+/// Serves `body` once per connection on 127.0.0.1 for `count` requests.
+fn serve(body: &'static [u8], count: usize) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(count) {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 2048];
+            let _ = stream.read(&mut request);
+            let header = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Tue, 14 Nov 2023 22:13:20 GMT\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(header.as_bytes());
+            let _ = stream.write_all(body);
+        }
+    });
+    format!("http://{address}")
+}
+
+#[test]
+fn add_fetches_urls_and_verifies_checksums() {
+    if !can_run() {
+        return;
+    }
+    let h = Harness::new();
+    let base = serve(b"hello", 2);
+    let good = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+    let image = h
+        .build(
+            &format!("FROM busybox\nADD --checksum={good} {base}/files/greeting.txt /data/\n"),
+            &[],
+            HashMap::new(),
+        )
+        .unwrap();
+    let root = h.rootfs(&image, "final");
+    let file = root.join("data/greeting.txt");
+    assert_eq!(std::fs::read(&file).unwrap(), b"hello");
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    // The harness clamps layer times to SOURCE_DATE_EPOCH=0, hiding Last-Modified here.
+    assert_eq!(meta.mtime(), 0);
+    let bad = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let err = h
+        .build(
+            &format!("FROM busybox\nADD --checksum={bad} {base}/x /x\n"),
+            &[],
+            HashMap::new(),
+        )
+        .unwrap_err();
+    assert!(err.contains("checksum mismatch"), "{err}");
+}

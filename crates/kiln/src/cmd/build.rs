@@ -167,6 +167,8 @@ pub enum CallMethod {
     Check,
     Outline,
     Targets,
+    /// kiln's own: the build graph as JSON, without running anything.
+    Plan,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,9 +186,10 @@ pub fn parse_call(call: &str, check: bool, format: Option<&str>) -> Result<Call,
         "check" => CallMethod::Check,
         "outline" => CallMethod::Outline,
         "targets" => CallMethod::Targets,
+        "plan" => CallMethod::Plan,
         other => {
             return Err(format!(
-                "invalid --call method {other:?}: expected build, check, outline or targets"
+                "invalid --call method {other:?}: expected build, check, outline, targets or plan"
             ));
         }
     };
@@ -278,6 +281,15 @@ pub fn run(args: &BuildArgs, root: Option<&Path>) -> i32 {
     match call.method {
         CallMethod::Outline => super::build_call::outline(&request),
         CallMethod::Targets => super::build_call::targets(&request),
+        CallMethod::Plan => {
+            match super::build_exec::print_plan(args, root, &label, &text, &build_args) {
+                Ok(()) => 0,
+                Err(failure) => {
+                    eprintln!("ERROR: {}", failure.message);
+                    failure.code
+                }
+            }
+        }
         CallMethod::Check => super::build_call::check(&request),
         CallMethod::Build => {
             let status = super::build_call::check_quiet(&request);

@@ -79,6 +79,11 @@ fn prepare(
             code: 2,
         });
     }
+    for flag in unserved_flags(args) {
+        eprintln!(
+            "WARNING: {flag} is accepted but not served by this version of kiln; it has no effect"
+        );
+    }
     let mut named_contexts = BTreeMap::new();
     for raw in &args.build_contexts {
         let (name, context) = parse_build_context(raw)?;
@@ -144,6 +149,33 @@ fn prepare(
     })
 }
 
+/// Flags of `docker buildx build` kiln parses but does not act on yet.
+fn unserved_flags(args: &BuildArgs) -> Vec<&'static str> {
+    let used = [
+        (!args.cache_from.is_empty(), "--cache-from"),
+        (!args.cache_to.is_empty(), "--cache-to"),
+        (!args.ssh.is_empty(), "--ssh"),
+        (
+            !args.attest.is_empty() || args.provenance.is_some() || args.sbom.is_some(),
+            "--attest/--provenance/--sbom",
+        ),
+        (!args.annotations.is_empty(), "--annotation"),
+        (!args.add_hosts.is_empty(), "--add-host"),
+        (args.shm_size.is_some(), "--shm-size"),
+        (!args.ulimits.is_empty(), "--ulimit"),
+        (args.cgroup_parent.is_some(), "--cgroup-parent"),
+        (args.pull, "--pull (kiln does not pull from registries yet)"),
+        (
+            args.network != "default",
+            "--network (set it per step with RUN --network)",
+        ),
+    ];
+    used.into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| name)
+        .collect()
+}
+
 pub fn run_build(
     args: &BuildArgs,
     root: Option<&Path>,
@@ -169,7 +201,12 @@ pub fn run_build(
     let settings = SolveSettings {
         max_parallelism: args.max_parallelism,
         fail_fast: true,
-        policy: cache_policy(&graph, &step_scope(&plan_input.request), args.no_cache, &args.no_cache_filter),
+        policy: cache_policy(
+            &graph,
+            &step_scope(&plan_input.request),
+            args.no_cache,
+            &args.no_cache_filter,
+        ),
     };
     let outcome = session.solve(&graph, &[stage.fs], &progress, &settings)?;
     if args.explain {
@@ -285,7 +322,12 @@ pub fn check_entitlements(
 /// What names this build's steps across builds: the Dockerfile's absolute path (or the
 /// context's, for a Dockerfile from stdin), so unrelated projects never compare.
 fn step_scope(request: &BuildRequest) -> String {
-    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string();
+    let canonical = |p: &Path| {
+        std::fs::canonicalize(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    };
     match (&request.dockerfile_path, &request.context) {
         (Some(path), _) => canonical(path),
         (None, Some(context)) => format!("{}#stdin", canonical(context)),
@@ -301,6 +343,35 @@ pub fn print_misses(misses: &[Miss]) {
     for miss in misses {
         eprintln!("explain: {} ran: {}", miss.step, miss.reason);
     }
+}
+
+/// `--call=plan`: the graph this build would run, as JSON (ops, digests, inputs, the
+/// steps they come from), the image config lowering produced, and the root node.
+pub fn print_plan(
+    args: &BuildArgs,
+    root: Option<&Path>,
+    label: &str,
+    text: &str,
+    build_args: &BTreeMap<String, String>,
+) -> Result<(), Failure> {
+    let plan_input = prepare(args, label, text, build_args)?;
+    let store = open_store(root)?;
+    let images = StoreImages::new(store);
+    let mut graph = Graph::new();
+    let stage = plan(&mut graph, &images, &plan_input.request)?;
+    let document = serde_json::json!({
+        "root": stage.fs,
+        "nodes": graph.nodes().map(|(id, node)| serde_json::json!({
+            "id": id,
+            "digest": node.digest,
+            "op": node.op,
+            "inputs": node.inputs,
+            "steps": node.descriptions,
+        })).collect::<Vec<_>>(),
+        "image": stage.image,
+    });
+    println!("{}", serde_json::to_string_pretty(&document)?);
+    Ok(())
 }
 
 /// A store, its images and an engine, ready to solve graphs.
@@ -372,7 +443,10 @@ impl Session {
         let outcome = solve(graph, roots, &cached, &options, &on_event);
         progress.finish();
         if self.cancel.is_cancelled() && !failed.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(Failure { message: "build cancelled".into(), code: 130 });
+            return Err(Failure {
+                message: "build cancelled".into(),
+                code: 130,
+            });
         }
         Ok(Solved {
             created_ms: outcome
@@ -446,7 +520,8 @@ impl Session {
         // The final snapshot chain of each named image is what GC keeps first.
         if let Some(top) = solved.outputs.get(&stage.fs).and_then(Output::snapshot) {
             for name in &exported.names {
-                let stored = kiln_exporter::imagestore::normalize_name(name).unwrap_or_else(|_| name.clone());
+                let stored = kiln_exporter::imagestore::normalize_name(name)
+                    .unwrap_or_else(|_| name.clone());
                 self.store.record_build_root(&stored, &[top])?;
             }
         }
