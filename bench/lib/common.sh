@@ -7,7 +7,7 @@ repo_root=$(cd "$bench_root/.." && pwd)
 
 build_kiln() {
   (cd "$repo_root" && cargo build --release -p kiln >"${log:-/dev/null}" 2>&1)
-  kiln="$repo_root/target/release/kiln"
+  kiln="${CARGO_TARGET_DIR:-$repo_root/target}/release/kiln"
 }
 
 # busybox_rootfs_tar DIR: writes DIR/rootfs.tar from Debian's busybox-static.
@@ -33,6 +33,12 @@ time_ms() {
   end=$(now_ms)
   echo $((end - start))
 }
+
+# The peer: Debian's docker.io client drives its daemon's embedded BuildKit.
+if [ -x /usr/bin/docker ]; then
+  export PATH="/usr/bin:$PATH"
+fi
+export DOCKER_BUILDKIT=1
 
 docker_available() {
   command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1
