@@ -8,7 +8,7 @@ source scripts/setup.sh
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 
 cargo build --release --locked -p kiln
-kiln=$PWD/target/release/kiln
+kiln=${CARGO_TARGET_DIR:-$PWD/target}/release/kiln
 
 cd examples/platform
 echo "== kiln bake --list=targets"

@@ -24,3 +24,49 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> i32 {
         Err(error) => fail("cannot encode JSON", &error),
     }
 }
+
+/// Rows of cells as a table: columns padded to their widest cell plus three spaces, as
+/// docker prints `images` and `buildx du`; trailing spaces trimmed.
+pub fn align_columns<R: AsRef<[String]>>(cells: &[R]) -> String {
+    let columns = cells.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            cells
+                .iter()
+                .filter_map(|row| row.as_ref().get(c))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in cells {
+        let row = row.as_ref();
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if c + 1 < row.len() {
+                let pad = widths.get(c).copied().unwrap_or(0) - cell.chars().count() + 3;
+                line.push_str(&" ".repeat(pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn columns_line_up() {
+        let cells = vec![
+            vec!["ID".to_string(), "SIZE".to_string()],
+            vec!["abcdef".to_string(), "1MB".to_string()],
+        ];
+        assert_eq!(
+            super::align_columns(&cells),
+            "ID       SIZE\nabcdef   1MB\n"
+        );
+    }
+}

@@ -175,33 +175,11 @@ fn table(rows: &[ImageSummary], now_ms: i64, no_trunc: bool, digests: bool) -> S
         row.extend([
             short_id(&r.id, no_trunc),
             format!("{} ago", human_duration(now_ms - r.created_ms)),
-            human_size(r.size),
+            kiln_store::gc::format_size(r.size),
         ]);
         cells.push(row);
     }
-    let columns = cells[0].len();
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            cells
-                .iter()
-                .map(|row| row[c].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in &cells {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            line.push_str(cell);
-            if c + 1 < columns {
-                line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 3));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    crate::render::align_columns(&cells)
 }
 
 #[derive(Serialize)]
@@ -233,7 +211,7 @@ fn json_lines(rows: &[ImageSummary], now_ms: i64, no_trunc: bool) -> String {
                 created.trim_end_matches('Z').replace('T', " ")
             ),
             created_since: format!("{} ago", human_duration(now_ms - r.created_ms)),
-            size: human_size(r.size),
+            size: kiln_store::gc::format_size(r.size),
             name: &r.name,
         };
         if let Ok(line) = serde_json::to_string(&row) {
@@ -267,31 +245,6 @@ fn human_duration(ms: i64) -> String {
         s if s < 730 * day => plural(s / (30 * day), "month"),
         s => plural(s / (365 * day), "year"),
     }
-}
-
-/// Decimal units with three significant digits, as docker prints sizes (`4.26MB`).
-fn human_size(bytes: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < units.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    let integer_digits = if value < 10.0 {
-        1
-    } else if value < 100.0 {
-        2
-    } else {
-        3
-    };
-    let text = format!("{value:.*}", 3 - integer_digits);
-    let text = if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        &text
-    };
-    format!("{text}{}", units[unit])
 }
 
 pub fn run_rmi(args: &RmiArgs, root: Option<&Path>) -> i32 {
@@ -484,11 +437,11 @@ mod tests {
 
     #[test]
     fn sizes_and_durations_read_like_docker() {
-        assert_eq!(human_size(0), "0B");
-        assert_eq!(human_size(999), "999B");
-        assert_eq!(human_size(4_261_000), "4.26MB");
-        assert_eq!(human_size(1_000_000), "1MB");
-        assert_eq!(human_size(12_340), "12.3kB");
+        assert_eq!(kiln_store::gc::format_size(0), "0B");
+        assert_eq!(kiln_store::gc::format_size(999), "999B");
+        assert_eq!(kiln_store::gc::format_size(4_261_000), "4.26MB");
+        assert_eq!(kiln_store::gc::format_size(1_000_000), "1MB");
+        assert_eq!(kiln_store::gc::format_size(12_340), "12.3kB");
         assert_eq!(human_duration(500), "Less than a second");
         assert_eq!(human_duration(1000), "1 second");
         assert_eq!(human_duration(90_000), "About a minute");

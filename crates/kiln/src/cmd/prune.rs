@@ -215,28 +215,7 @@ fn table(records: &[UsageRecord], now: i64) -> String {
             ago(now, r.last_used_ms),
         ]);
     }
-    let widths: Vec<usize> = (0..4)
-        .map(|c| {
-            cells
-                .iter()
-                .map(|row| row[c].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in &cells {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            line.push_str(cell);
-            if c < 3 {
-                line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 3));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    crate::render::align_columns(&cells)
 }
 
 fn verbose(r: &UsageRecord, now: i64) -> String {
