@@ -10,5 +10,6 @@ pub mod build;
 pub mod checksum;
 pub mod engine;
 mod schedule;
+pub mod session;
 
 pub use schedule::{Event, Executor, SolveOptions, SolveOutcome, solve};

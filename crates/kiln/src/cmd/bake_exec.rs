@@ -11,10 +11,11 @@ use kiln_graph::lower::{LoweredStage, NamedContext};
 use kiln_solver::build::{BuildRequest, parse_build_context, plan};
 use kiln_solver::engine::SecretSource;
 
-use super::build_exec::{
-    ExportRequest, Failure, Session, SolveSettings, cache_policy, check_entitlements,
+use kiln_solver::session::{
+    ExportRequest, Session, SolveSettings, cache_policy, check_entitlements, parse_output,
 };
-use super::outputs::parse_output;
+
+use super::build_exec::{Failure, auto_gc, open_session, solve_with_progress};
 use crate::progress::{Progress, ProgressMode};
 
 /// How the build behaves, from `kiln bake`'s flags.
@@ -82,7 +83,7 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
             }
         }
     }
-    let session = Session::open(run.root, secrets)?;
+    let session = open_session(run.root, secrets)?;
     let mut planner = Planner {
         resolved,
         cwd: run.cwd,
@@ -101,10 +102,7 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
         if let Some(target) = resolved.targets.get(name) {
             allow.extend(target.entitlements.iter().flatten().cloned());
         }
-        check_entitlements(&graph, &[stage.fs], &allow).map_err(|f| Failure {
-            message: format!("[{name}] {}", f.message),
-            ..f
-        })?;
+        check_entitlements(&graph, &[stage.fs], &allow).map_err(|e| format!("[{name}] {e}"))?;
     }
 
     let progress = Progress::new(mode);
@@ -136,7 +134,7 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
         fail_fast: !run.keep_going,
         policy,
     };
-    let outcome = session.solve(&graph, &roots, &progress, &settings)?;
+    let outcome = solve_with_progress(&session, &graph, &roots, &progress, &settings)?;
 
     let succeeded: Vec<&(String, LoweredStage)> = stages
         .iter()
@@ -172,7 +170,7 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
                 Ok(exported) => {
                     metadata.insert(name.clone(), exported.metadata());
                 }
-                Err(failure) => failures.push(format!("[{name}] export: {}", failure.message)),
+                Err(error) => failures.push(format!("[{name}] export: {error}")),
             }
         }
     } else {
@@ -185,7 +183,7 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
     for failure in &failures {
         eprintln!("ERROR: {failure}");
     }
-    session.auto_gc();
+    auto_gc(&session);
     Ok(if failures.is_empty() && all_ok { 0 } else { 1 })
 }
 

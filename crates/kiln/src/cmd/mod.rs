@@ -6,7 +6,6 @@ pub mod build;
 mod build_call;
 mod build_exec;
 mod images;
-mod outputs;
 pub mod prune;
 
 #[derive(clap::Subcommand, Debug)]

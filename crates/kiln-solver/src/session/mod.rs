@@ -1,0 +1,220 @@
+//! A build session: one store, its images and an engine, solving graphs through the
+//! cache and exporting stage results to images and outputs. `kiln build` runs one request
+//! through it, `kiln bake` many targets in one graph.
+
+mod export;
+mod outputs;
+mod policy;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kiln_exporter::{Compression, ImageOptions, LayerOptions, ManifestFormat, build_image};
+use kiln_graph::Graph;
+use kiln_graph::lower::LoweredStage;
+use kiln_store::Store;
+use kiln_worker::CancelToken;
+
+use crate::build::StoreImages;
+use crate::engine::cache::{CachePolicy, CachedEngine, Miss};
+use crate::engine::export::stage_image;
+use crate::engine::{Engine, EngineConfig, EngineError, Output, SecretSource};
+use crate::{Event, SolveOptions, solve};
+
+pub use export::{ExportRequest, ExportedImage};
+pub use outputs::{OutputKind, OutputSpec, parse_output};
+pub use policy::{cache_policy, check_entitlements, step_scope};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("build cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Denied(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Store(#[from] kiln_store::Error),
+    #[error("{0}")]
+    Worker(#[from] kiln_worker::Error),
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    #[error("{0}")]
+    Export(#[from] kiln_exporter::ExportError),
+    #[error("{0}")]
+    ImageStore(#[from] kiln_exporter::imagestore::ImageStoreError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A store, its images and an engine, ready to solve graphs.
+pub struct Session {
+    pub store: Arc<Store>,
+    pub images: Arc<StoreImages>,
+    pub engine: Engine,
+    cancel: CancelToken,
+}
+
+impl Session {
+    /// Opens the store for a build: containers and mounts a killed kiln left behind are
+    /// cleaned up first.
+    pub fn open(
+        store: Arc<Store>,
+        secrets: HashMap<String, SecretSource>,
+    ) -> Result<Self, SessionError> {
+        let runc = kiln_worker::runc::RuncExecutor::new(&store);
+        kiln_worker::cleanup_stale(&store, &runc)?;
+        let images = Arc::new(StoreImages::new(store.clone()));
+        let cancel = CancelToken::new();
+        let engine = Engine::new(
+            store.clone(),
+            EngineConfig {
+                local_contexts: HashMap::new(),
+                secrets,
+                images: images.clone(),
+            },
+            cancel.clone(),
+        );
+        Ok(Session {
+            store,
+            images,
+            engine,
+            cancel,
+        })
+    }
+
+    /// Cancel this to stop the build (Ctrl-C): running containers are killed, nothing
+    /// new starts.
+    pub fn cancel_token(&self) -> &CancelToken {
+        &self.cancel
+    }
+
+    /// Runs every op `roots` need through the cache; a cancelled build is an error with
+    /// exit code 130. Returns the outcome with plain outputs and the misses explained.
+    pub fn solve(
+        &self,
+        graph: &Graph,
+        roots: &[kiln_graph::NodeId],
+        events: &(dyn Fn(Event) + Sync),
+        settings: &SolveSettings,
+    ) -> Result<Solved, SessionError> {
+        let stop = || self.cancel.is_cancelled();
+        let options = SolveOptions {
+            max_parallelism: settings
+                .max_parallelism
+                .unwrap_or_else(|| SolveOptions::default().max_parallelism),
+            fail_fast: settings.fail_fast,
+            cancelled: Some(&stop),
+        };
+        let cached = CachedEngine::new(&self.engine, settings.policy.clone());
+        // Fail-fast also stops what is already running, as BuildKit does: the first
+        // failure cancels the engine, which kills running containers.
+        let failed = AtomicBool::new(false);
+        let on_event = |event: Event| {
+            if settings.fail_fast && matches!(event, Event::Failed { .. }) {
+                failed.store(true, Ordering::SeqCst);
+                self.cancel.cancel();
+            }
+            events(event);
+        };
+        let outcome = solve(graph, roots, &cached, &options, &on_event);
+        if self.cancel.is_cancelled() && !failed.load(Ordering::SeqCst) {
+            return Err(SessionError::Cancelled);
+        }
+        Ok(Solved {
+            created_ms: outcome
+                .outputs
+                .iter()
+                .map(|(id, keyed)| (*id, keyed.created_ms))
+                .collect(),
+            outputs: outcome
+                .outputs
+                .into_iter()
+                .map(|(id, keyed)| (id, keyed.output))
+                .collect(),
+            failures: outcome.failures,
+            misses: cached.misses(),
+        })
+    }
+
+    /// Writes `stage`'s image to kiln's store and every requested output.
+    pub fn export(
+        &self,
+        graph: &Graph,
+        stage: &LoweredStage,
+        solved: &Solved,
+        request: &ExportRequest,
+    ) -> Result<ExportedImage, SessionError> {
+        // The newest step of the chain dates the image: unchanged when all was cached.
+        let newest_ms = graph
+            .required(&[stage.fs])
+            .iter()
+            .filter_map(|id| solved.created_ms.get(id))
+            .max()
+            .copied()
+            .unwrap_or(0);
+        let created_secs = if newest_ms > 0 {
+            newest_ms / 1000
+        } else {
+            kiln_store::fsutil::now_ms() / 1000
+        };
+        let compression = match request
+            .outputs
+            .iter()
+            .find_map(|o| o.compression.as_deref())
+        {
+            Some("zstd") => Compression::Zstd,
+            Some("uncompressed") => Compression::Uncompressed,
+            _ => Compression::Gzip,
+        };
+        let layer_options = LayerOptions {
+            compression,
+            compression_level: request.outputs.iter().find_map(|o| o.compression_level),
+            source_date_epoch: request.source_date_epoch,
+        };
+        let image = stage_image(
+            &self.engine,
+            graph,
+            stage,
+            &solved.outputs,
+            created_secs,
+            &layer_options,
+        )?;
+        let built = build_image(
+            &image.config,
+            &image.layers,
+            &ImageOptions {
+                format: ManifestFormat::Oci,
+                annotations: BTreeMap::new(),
+                source_date_epoch: request.source_date_epoch,
+            },
+        )?;
+        let exported = export::write_outputs(&self.store, &built, request)?;
+        // The final snapshot chain of each named image is what GC keeps first.
+        if let Some(top) = solved.outputs.get(&stage.fs).and_then(Output::snapshot) {
+            for name in &exported.names {
+                let stored = kiln_exporter::imagestore::normalize_name(name)
+                    .unwrap_or_else(|_| name.clone());
+                self.store.record_build_root(&stored, &[top])?;
+            }
+        }
+        Ok(exported)
+    }
+}
+
+/// How a graph is solved.
+#[derive(Debug, Clone, Default)]
+pub struct SolveSettings {
+    pub max_parallelism: Option<usize>,
+    pub fail_fast: bool,
+    pub policy: CachePolicy,
+}
+
+/// What solving produced.
+pub struct Solved {
+    pub outputs: HashMap<kiln_graph::NodeId, Output>,
+    pub created_ms: HashMap<kiln_graph::NodeId, i64>,
+    pub failures: Vec<(kiln_graph::NodeId, EngineError)>,
+    pub misses: Vec<Miss>,
+}
