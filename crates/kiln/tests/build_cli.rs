@@ -1531,3 +1531,19 @@ fn context_special_files_rw_bind_and_workdir_owner() {
         "WORKDIR is made for USER"
     );
 }
+
+#[test]
+fn docker_archives_refuse_zstd_layers() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context("ctx", &[("Dockerfile", "FROM busybox\nRUN echo x > /x\n")]);
+    let dest = env.path("z.tar");
+    let output = format!("type=docker,dest={},compression=zstd", dest.display());
+    let out = env.build(&["--output", &output, p(&ctx)]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("cannot carry zstd layers"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!dest.exists());
+}

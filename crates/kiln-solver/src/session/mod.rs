@@ -146,6 +146,25 @@ impl Session {
         solved: &Solved,
         request: &ExportRequest,
     ) -> Result<ExportedImage, SessionError> {
+        let zstd = request
+            .outputs
+            .iter()
+            .any(|o| o.compression.as_deref() == Some("zstd"));
+        if zstd
+            && request
+                .outputs
+                .iter()
+                .any(|o| matches!(o.kind, OutputKind::Docker { .. }))
+        {
+            return Err(SessionError::Unsupported(
+                "type=docker cannot carry zstd layers (docker's image format has no zstd layer type); \
+                 use compression=gzip or type=oci"
+                    .into(),
+            ));
+        }
+        // Garbage collection must not remove a layer blob this export found and reuses
+        // before the image that references it is tagged.
+        let _gc = self.store.lock("gc")?;
         // The newest step of the chain dates the image: unchanged when all was cached.
         let newest_ms = graph
             .required(&[stage.fs])
