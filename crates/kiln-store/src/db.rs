@@ -70,6 +70,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (name, snapshot)
      ) WITHOUT ROWID;
      CREATE INDEX build_roots_snapshot ON build_roots(snapshot);",
+    // 6: whole-build short cuts: a build request's fingerprint -> the image it made and
+    //    the inputs (image digests, context checksums) that must still hold to reuse it.
+    "CREATE TABLE build_shortcuts (
+        fingerprint TEXT PRIMARY KEY NOT NULL,
+        manifest_digest TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+     );",
 ];
 
 /// The schema version this build of kiln writes.

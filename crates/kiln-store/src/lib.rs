@@ -19,6 +19,7 @@ pub mod fsutil;
 pub mod gc;
 mod images;
 mod lock;
+mod shortcuts;
 mod snapshots;
 
 use std::fs;

@@ -14,6 +14,8 @@ use crate::engine::{ImageLayer, ImageLayers};
 pub struct StoreImages {
     store: Arc<Store>,
     opened: Mutex<HashMap<String, Arc<StoredImage>>>,
+    /// Every reference resolved, with the manifest digest it resolved to.
+    resolved: Mutex<Vec<(String, String)>>,
 }
 
 impl StoreImages {
@@ -21,6 +23,7 @@ impl StoreImages {
         Self {
             store,
             opened: Mutex::new(HashMap::new()),
+            resolved: Mutex::new(Vec::new()),
         }
     }
 
@@ -39,6 +42,21 @@ impl StoreImages {
             .unwrap_or_else(|p| p.into_inner())
             .insert(key.to_string(), stored.clone());
         Ok(stored)
+    }
+
+    /// The references resolved so far and their manifest digests.
+    pub fn resolutions(&self) -> Vec<(String, String)> {
+        self.resolved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The manifest digest `reference` names in the store now.
+    pub fn current_digest(&self, reference: &str) -> Option<String> {
+        imagestore::open(&self.store, reference)
+            .ok()
+            .map(|s| s.manifest_digest.to_string())
     }
 
     /// Imports the image an `oci-layout://` reference names and returns its manifest digest.
@@ -77,6 +95,10 @@ impl ImageResolver for StoreImages {
         } else {
             shown
         };
+        self.resolved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((reference.to_string(), stored.manifest_digest.to_string()));
         Ok(ResolvedImage {
             reference: name,
             digest: stored.manifest_digest.to_string(),

@@ -20,7 +20,7 @@ use sha2::{Digest as _, Sha256};
 use select::Collector;
 
 /// What part of a context a checksum covers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Selection {
     /// Sources as written, relative to the root; empty means the whole context.
     pub include: Vec<String>,

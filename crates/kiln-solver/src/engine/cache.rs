@@ -76,6 +76,16 @@ pub struct CachedEngine<'a> {
     engine: &'a Engine,
     policy: CachePolicy,
     misses: Mutex<Vec<Miss>>,
+    reads: Mutex<Vec<ContextRead>>,
+}
+
+/// One checksum taken of a local context: what was read and what it summed to. A build
+/// whose every read still sums the same read the same files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextRead {
+    pub root: std::path::PathBuf,
+    pub selection: Selection,
+    pub digest: String,
 }
 
 impl<'a> CachedEngine<'a> {
@@ -84,7 +94,13 @@ impl<'a> CachedEngine<'a> {
             engine,
             policy,
             misses: Mutex::new(Vec::new()),
+            reads: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Every context read so far.
+    pub fn reads(&self) -> Vec<ContextRead> {
+        self.reads.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Every miss so far, in the order the steps ran.
@@ -163,6 +179,14 @@ impl<'a> CachedEngine<'a> {
         let sum = checksum(self.engine.store(), root, selection)
             .map_err(|e| EngineError::Input(e.to_string()))?;
         key.reads.push(sum.digest.clone());
+        self.reads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(ContextRead {
+                root: root.to_path_buf(),
+                selection: selection.clone(),
+                digest: sum.digest.clone(),
+            });
         if key.files.len() + sum.entries.len() <= MAX_EXPLAINED_FILES {
             for entry in &sum.entries {
                 key.files.insert(

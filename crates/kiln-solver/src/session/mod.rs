@@ -5,6 +5,7 @@
 mod export;
 mod outputs;
 mod policy;
+mod shortcut;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::{Event, SolveOptions, solve};
 pub use export::{ExportRequest, ExportedImage};
 pub use outputs::{OutputKind, OutputSpec, parse_output};
 pub use policy::{cache_policy, check_entitlements, step_scope};
+pub use shortcut::ShortcutInputs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -123,6 +125,7 @@ impl Session {
             return Err(SessionError::Cancelled);
         }
         Ok(Solved {
+            reads: cached.reads(),
             created_ms: outcome
                 .outputs
                 .iter()
@@ -138,6 +141,17 @@ impl Session {
         })
     }
 
+    /// Writes an image already in the store (a short-cut answer) to every output.
+    pub fn publish(
+        &self,
+        built: &kiln_exporter::BuiltImage,
+        request: &ExportRequest,
+    ) -> Result<ExportedImage, SessionError> {
+        check_outputs(request)?;
+        let _gc = self.store.lock("gc")?;
+        export::write_outputs(&self.store, built, request)
+    }
+
     /// Writes `stage`'s image to kiln's store and every requested output.
     pub fn export(
         &self,
@@ -146,22 +160,7 @@ impl Session {
         solved: &Solved,
         request: &ExportRequest,
     ) -> Result<ExportedImage, SessionError> {
-        let zstd = request
-            .outputs
-            .iter()
-            .any(|o| o.compression.as_deref() == Some("zstd"));
-        if zstd
-            && request
-                .outputs
-                .iter()
-                .any(|o| matches!(o.kind, OutputKind::Docker { .. }))
-        {
-            return Err(SessionError::Unsupported(
-                "type=docker cannot carry zstd layers (docker's image format has no zstd layer type); \
-                 use compression=gzip or type=oci"
-                    .into(),
-            ));
-        }
+        check_outputs(request)?;
         // Garbage collection must not remove a layer blob this export found and reuses
         // before the image that references it is tagged.
         let _gc = self.store.lock("gc")?;
@@ -222,6 +221,27 @@ impl Session {
     }
 }
 
+/// Output combinations that cannot be written, refused before any work.
+fn check_outputs(request: &ExportRequest) -> Result<(), SessionError> {
+    let zstd = request
+        .outputs
+        .iter()
+        .any(|o| o.compression.as_deref() == Some("zstd"));
+    if zstd
+        && request
+            .outputs
+            .iter()
+            .any(|o| matches!(o.kind, OutputKind::Docker { .. }))
+    {
+        return Err(SessionError::Unsupported(
+            "type=docker cannot carry zstd layers (docker's image format has no zstd layer type); \
+             use compression=gzip or type=oci"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// How a graph is solved.
 #[derive(Debug, Clone, Default)]
 pub struct SolveSettings {
@@ -232,6 +252,8 @@ pub struct SolveSettings {
 
 /// What solving produced.
 pub struct Solved {
+    /// Every context read the build's keys were computed from.
+    pub reads: Vec<crate::engine::cache::ContextRead>,
     pub outputs: HashMap<kiln_graph::NodeId, Output>,
     pub created_ms: HashMap<kiln_graph::NodeId, i64>,
     pub failures: Vec<(kiln_graph::NodeId, EngineError)>,

@@ -9,8 +9,8 @@ use kiln_solver::build::{BuildRequest, StoreImages, parse_build_context, plan};
 use kiln_solver::engine::cache::Miss;
 use kiln_solver::engine::{SecretSource, parse_secret_flag};
 use kiln_solver::session::{
-    ExportRequest, OutputKind, OutputSpec, Session, SessionError, SolveSettings, Solved,
-    cache_policy, check_entitlements, parse_output, step_scope,
+    ExportRequest, ExportedImage, OutputKind, OutputSpec, Session, SessionError, ShortcutInputs,
+    SolveSettings, Solved, cache_policy, check_entitlements, parse_output, step_scope,
 };
 use kiln_store::Store;
 
@@ -183,6 +183,63 @@ pub fn run_build(
         code: 2,
     })?;
     let session = open_session(root, plan_input.secrets.clone())?;
+    let request = ExportRequest {
+        tags: plan_input.tags.clone(),
+        outputs: plan_input.outputs.clone(),
+        source_date_epoch: plan_input.source_date_epoch,
+        load: args.load,
+    };
+    let fingerprint = shortcut_fingerprint(args, &plan_input);
+    let exported = match fingerprint
+        .as_deref()
+        .map(|f| session.shortcut(f))
+        .transpose()?
+        .flatten()
+    {
+        Some(built) => {
+            if mode != ProgressMode::Quiet {
+                eprintln!(
+                    "nothing changed since the last build of this request: its image is the answer"
+                );
+            }
+            if args.explain {
+                print_misses(&[]);
+            }
+            session.publish(&built, &request)?
+        }
+        None => build_the_long_way(
+            args,
+            &plan_input,
+            &session,
+            mode,
+            &request,
+            fingerprint.as_deref(),
+        )?,
+    };
+    if let Some(path) = &args.iidfile {
+        kiln_store::fsutil::write_atomic(path, exported.config_digest.as_bytes())?;
+    }
+    if let Some(path) = &args.metadata_file {
+        let text = serde_json::to_vec_pretty(&exported.metadata())?;
+        kiln_store::fsutil::write_atomic(path, &text)?;
+    }
+    if args.quiet {
+        println!("{}", exported.config_digest);
+    }
+    auto_gc(&session);
+    Ok(())
+}
+
+/// Plans, solves and exports; remembers the result for the whole-build short cut when
+/// every input it depended on can be checked again.
+fn build_the_long_way(
+    args: &BuildArgs,
+    plan_input: &Plan,
+    session: &Session,
+    mode: ProgressMode,
+    request: &ExportRequest,
+    fingerprint: Option<&str>,
+) -> Result<ExportedImage, Failure> {
     let mut graph = Graph::new();
     let stage = plan(&mut graph, &session.images, &plan_input.request)?;
     check_entitlements(&graph, &[stage.fs], &args.allow)?;
@@ -202,7 +259,7 @@ pub fn run_build(
             &args.no_cache_filter,
         ),
     };
-    let outcome = solve_with_progress(&session, &graph, &[stage.fs], &progress, &settings)?;
+    let outcome = solve_with_progress(session, &graph, &[stage.fs], &progress, &settings)?;
     if args.explain {
         print_misses(&outcome.misses);
     }
@@ -216,25 +273,72 @@ pub fn run_build(
             code: 1,
         });
     }
-    let request = ExportRequest {
-        tags: plan_input.tags.clone(),
-        outputs: plan_input.outputs.clone(),
-        source_date_epoch: plan_input.source_date_epoch,
-        load: args.load,
-    };
-    let exported = session.export(&graph, &stage, &outcome, &request)?;
-    if let Some(path) = &args.iidfile {
-        kiln_store::fsutil::write_atomic(path, exported.config_digest.as_bytes())?;
+    let exported = session.export(&graph, &stage, &outcome, request)?;
+    // A URL's content is not checked again by the short cut, so such builds never use it.
+    let fetches = graph.required(&[stage.fs]).iter().any(|id| {
+        matches!(
+            graph.node(*id).map(|n| &n.op),
+            Some(kiln_graph::Op::Http(_))
+        )
+    });
+    if let (Some(fingerprint), false) = (fingerprint, fetches) {
+        let inputs = ShortcutInputs {
+            images: session.images.resolutions(),
+            reads: outcome.reads.clone(),
+        };
+        session.remember_shortcut(fingerprint, &exported.manifest_digest, &inputs)?;
     }
-    if let Some(path) = &args.metadata_file {
-        let text = serde_json::to_vec_pretty(&exported.metadata())?;
-        kiln_store::fsutil::write_atomic(path, &text)?;
+    Ok(exported)
+}
+
+/// Everything a build's result depends on besides image digests and context contents
+/// (which the short cut checks itself); `None` when the short cut must not be used.
+fn shortcut_fingerprint(args: &BuildArgs, plan: &Plan) -> Option<String> {
+    let request = &plan.request;
+    let uses_layout = args
+        .build_contexts
+        .iter()
+        .any(|c| c.contains("oci-layout://"));
+    if args.no_cache || !args.no_cache_filter.is_empty() || uses_layout {
+        return None;
     }
-    if args.quiet {
-        println!("{}", exported.config_digest);
-    }
-    auto_gc(&session);
-    Ok(())
+    let ignore = request.context.as_ref().and_then(|dir| {
+        let dockerfile = request
+            .dockerfile_path
+            .clone()
+            .unwrap_or_else(|| dir.join("Dockerfile"));
+        kiln_frontend::dockerignore::load_for_build(dir, &dockerfile)
+            .ok()
+            .flatten()
+            .map(|f| {
+                f.matcher
+                    .patterns()
+                    .iter()
+                    .map(|p| format!("{}{}", if p.is_exception() { "!" } else { "" }, p.pattern()))
+                    .collect::<Vec<_>>()
+            })
+    });
+    let document = serde_json::json!({
+        "format": 1,
+        "kiln": env!("CARGO_PKG_VERSION"),
+        "dockerfile": request.dockerfile_text,
+        "dockerfile_path": request.dockerfile_path,
+        "context": request.context,
+        "ignore": ignore,
+        "target": request.target,
+        "build_args": request.build_args,
+        "build_contexts": args.build_contexts,
+        "labels": request.labels,
+        "platform": request.platform,
+        "allow": args.allow,
+        "compression": plan.outputs.iter().map(|o| (o.compression.clone(), o.compression_level)).collect::<Vec<_>>(),
+        "source_date_epoch": plan.source_date_epoch,
+    });
+    let bytes = serde_json::to_vec(&document).ok()?;
+    Some(format!(
+        "sha256:{}",
+        kiln_store::Digest::of_bytes(&bytes).hex()
+    ))
 }
 
 /// A build session on the store at `root`; Ctrl-C and SIGTERM cancel it.

@@ -1,0 +1,110 @@
+//! The whole-build short cut answers an unchanged request from its last record, and never
+//! when anything the build depended on changed.
+
+mod support;
+
+use std::fs;
+
+use support::{Env, read, run_ok, text};
+
+const SHORT_CUT: &str = "nothing changed since the last build of this request";
+
+fn build(env: &Env, ctx: &std::path::Path, extra: &[&str]) -> (String, String) {
+    let iid = env.path("iid");
+    let out = env.path("out");
+    let _ = fs::remove_dir_all(&out);
+    let mut args = vec!["-t", "app:1", "--iidfile", iid.to_str().unwrap()];
+    let output = format!("type=local,dest={}", out.display());
+    args.extend(["--output", output.as_str()]);
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    let progress = env.build_ok(&args);
+    (progress, fs::read_to_string(iid).unwrap())
+}
+
+#[test]
+fn unchanged_requests_are_answered_and_every_change_is_seen() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nARG MODE=dev\nCOPY app.txt /app.txt\nRUN echo $MODE > /mode\n",
+            ),
+            ("app.txt", "one\n"),
+            ("notes.md", "ignored later\n"),
+        ],
+    );
+    let (first, id) = build(&env, &ctx, &[]);
+    assert!(!first.contains(SHORT_CUT));
+    let (second, again) = build(&env, &ctx, &[]);
+    assert!(second.contains(SHORT_CUT), "{second}");
+    assert_eq!(id, again);
+    assert_eq!(
+        read(&env.path("out"), "app.txt"),
+        "one\n",
+        "outputs are still written"
+    );
+
+    // A changed context file.
+    fs::write(ctx.join("app.txt"), "two\n").unwrap();
+    let (changed, _) = build(&env, &ctx, &[]);
+    assert!(!changed.contains(SHORT_CUT), "{changed}");
+    assert_eq!(read(&env.path("out"), "app.txt"), "two\n");
+
+    // A changed build arg.
+    let (arg, _) = build(&env, &ctx, &["--build-arg", "MODE=prod"]);
+    assert!(!arg.contains(SHORT_CUT), "{arg}");
+    assert_eq!(read(&env.path("out"), "mode"), "prod\n");
+
+    // A new .dockerignore (even one that ignores nothing the build reads).
+    let (before, _) = build(&env, &ctx, &["--build-arg", "MODE=prod"]);
+    assert!(before.contains(SHORT_CUT), "{before}");
+    fs::write(ctx.join(".dockerignore"), "*.md\n").unwrap();
+    let (ignore, _) = build(&env, &ctx, &["--build-arg", "MODE=prod"]);
+    assert!(!ignore.contains(SHORT_CUT), "{ignore}");
+
+    // The base image name now points at another image.
+    let other = env.path("other");
+    fs::create_dir_all(other.join("bin")).unwrap();
+    fs::copy("/bin/busybox", other.join("bin/busybox")).unwrap();
+    for applet in ["sh", "echo"] {
+        std::os::unix::fs::symlink("busybox", other.join("bin").join(applet)).unwrap();
+    }
+    fs::write(other.join("marker"), "other base\n").unwrap();
+    let tar = env.path("other.tar");
+    run_ok(
+        "tar",
+        &[
+            "-C",
+            other.to_str().unwrap(),
+            "-cf",
+            tar.to_str().unwrap(),
+            ".",
+        ],
+    );
+    let imported = env.kiln(&["import", tar.to_str().unwrap(), "busybox:latest"]);
+    assert!(imported.status.success(), "{}", text(&imported.stderr));
+    let (base, _) = build(&env, &ctx, &["--build-arg", "MODE=prod"]);
+    assert!(!base.contains(SHORT_CUT), "{base}");
+    assert_eq!(read(&env.path("out"), "marker"), "other base\n");
+
+    // The image it would answer with was removed.
+    let (cached, _) = build(&env, &ctx, &["--build-arg", "MODE=prod"]);
+    assert!(cached.contains(SHORT_CUT), "{cached}");
+    let removed = env.kiln(&["rmi", "-f", "app:1"]);
+    assert!(removed.status.success(), "{}", text(&removed.stderr));
+    let (rebuilt, _) = build(&env, &ctx, &["--build-arg", "MODE=prod"]);
+    assert_eq!(read(&env.path("out"), "mode"), "prod\n", "{rebuilt}");
+}
+
+#[test]
+fn no_cache_never_takes_the_short_cut() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context("ctx", &[("Dockerfile", "FROM busybox\nRUN echo x > /x\n")]);
+    build(&env, &ctx, &[]);
+    let (progress, _) = build(&env, &ctx, &["--no-cache"]);
+    assert!(!progress.contains(SHORT_CUT), "{progress}");
+    assert!(progress.contains("cache disabled"), "{progress}");
+}
