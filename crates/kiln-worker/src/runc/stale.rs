@@ -74,7 +74,11 @@ pub fn cleanup_stale(store: &Store, executor: &RuncExecutor) -> Result<CleanupRe
 }
 
 fn list_containers(executor: &RuncExecutor) -> Result<Vec<String>> {
-    if !executor.state_root().exists() {
+    // runc keeps one directory per container under its root: with none there, asking
+    // runc (a process start on every build) would only confirm there is nothing.
+    let has_state =
+        std::fs::read_dir(executor.state_root()).is_ok_and(|mut entries| entries.next().is_some());
+    if !has_state {
         return Ok(Vec::new());
     }
     let out = executor.runc_quiet(&["list", "--format", "json"])?;
