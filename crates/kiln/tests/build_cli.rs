@@ -136,25 +136,7 @@ fn whiteouts_opaque_dirs_hard_links_and_symlinks() {
     // The same through layers: umoci applies the whiteouts kiln wrote.
     let archive = env.path("img.tar");
     env.build_ok(&["--output", &oci_out(&archive), p(&ctx)]);
-    let layout = env.path("layout");
-    run_ok(
-        "skopeo",
-        &[
-            "copy",
-            &format!("oci-archive:{}", archive.display()),
-            &format!("oci:{}:t", layout.display()),
-        ],
-    );
-    let bundle = env.path("bundle");
-    run_ok(
-        "umoci",
-        &[
-            "unpack",
-            "--image",
-            &format!("{}:t", layout.display()),
-            p(&bundle),
-        ],
-    );
+    let bundle = support::umoci_unpack(&env, &archive);
     check(&bundle.join("rootfs"), "umoci unpack");
 }
 
@@ -1129,25 +1111,7 @@ fn special_modes_long_names_and_symlink_sources_survive_layers() {
 
     let archive = env.path("img.tar");
     env.build_ok(&["--output", &oci_out(&archive), p(&ctx)]);
-    let layout = env.path("layout");
-    run_ok(
-        "skopeo",
-        &[
-            "copy",
-            &format!("oci-archive:{}", archive.display()),
-            &format!("oci:{}:t", layout.display()),
-        ],
-    );
-    let bundle = env.path("bundle");
-    run_ok(
-        "umoci",
-        &[
-            "unpack",
-            "--image",
-            &format!("{}:t", layout.display()),
-            p(&bundle),
-        ],
-    );
+    let bundle = support::umoci_unpack(&env, &archive);
     let root = bundle.join("rootfs");
     let mode = |rel: &str| fs::symlink_metadata(root.join(rel)).unwrap().mode() & 0o7777;
     assert_eq!(mode("suid"), 0o4755);

@@ -329,3 +329,28 @@ pub fn assert_store_tmp_clean(store: &Path) {
         assert!(left.is_empty(), "left in {}: {left:?}", tmp.display());
     }
 }
+
+/// An OCI archive converted by skopeo to a layout and unpacked by umoci: the bundle dir
+/// (its `rootfs/` is the image's filesystem as umoci applied the layers).
+pub fn umoci_unpack(env: &Env, archive: &Path) -> PathBuf {
+    let layout = env.path("layout");
+    run_ok(
+        "skopeo",
+        &[
+            "copy",
+            &format!("oci-archive:{}", archive.display()),
+            &format!("oci:{}:t", layout.display()),
+        ],
+    );
+    let bundle = env.path("bundle");
+    run_ok(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:t", layout.display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    bundle
+}
