@@ -561,3 +561,47 @@ fn concurrent_bakes_share_one_store() {
     assert!(!third.stderr.contains("cache miss"), "{}", third.stderr);
     assert_eq!(project.images(), images);
 }
+
+#[test]
+fn check_and_call_answer_per_target_without_building() {
+    let Some(project) = Project::new() else {
+        return;
+    };
+    project.write(
+        "docker-bake.hcl",
+        "target \"good\" {\n  dockerfile = \"good.Dockerfile\"\n  tags = [\"kg/good\"]\n}\n\
+         target \"lint\" {\n  dockerfile = \"lint.Dockerfile\"\n  tags = [\"kg/lint\"]\n}\n",
+    );
+    project.write(
+        "good.Dockerfile",
+        "FROM busybox AS final\nRUN echo ok > /ok\n",
+    );
+    project.write(
+        "lint.Dockerfile",
+        "# check=error=true\nFROM busybox as final\nRUN echo lint > /lint\n",
+    );
+    let checked = project.bake(&["--check", "good", "lint"]);
+    assert_eq!(
+        checked.code,
+        Some(1),
+        "{}{}",
+        checked.stdout,
+        checked.stderr
+    );
+    assert!(
+        checked.stdout.contains("target good:"),
+        "{}",
+        checked.stdout
+    );
+    assert!(
+        checked.stdout.contains("FromAsCasing"),
+        "{}",
+        checked.stdout
+    );
+    assert!(project.built_tags().is_empty(), "--check built something");
+
+    let outline = project.bake(&["--call=targets", "good"]);
+    assert_eq!(outline.code, Some(0), "{}", outline.stderr);
+    assert!(outline.stdout.contains("final"), "{}", outline.stdout);
+    assert!(project.built_tags().is_empty());
+}

@@ -15,8 +15,10 @@ use kiln_solver::session::{
     ExportRequest, Session, SolveSettings, cache_policy, check_entitlements, parse_output,
 };
 
+use super::build_call::CallRequest;
 use super::build_exec::{Failure, auto_gc, open_session, solve_with_progress};
 use crate::progress::{Progress, ProgressMode};
+use crate::render::Format;
 
 /// How the build behaves, from `kiln bake`'s flags.
 pub struct BakeRun<'a> {
@@ -73,6 +75,9 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
             message: format!("no targets to build for {:?}", run.requested),
             code: 1,
         });
+    }
+    if wanted.iter().any(|name| call_of(resolved, name).is_some()) {
+        return Ok(run_calls(resolved, &wanted, run.cwd));
     }
     let mut secrets = HashMap::new();
     for name in &wanted {
@@ -185,6 +190,77 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
     }
     auto_gc(&session);
     Ok(if failures.is_empty() && all_ok { 0 } else { 1 })
+}
+
+/// A target's `call` (from `--call`, `--check` or the bake file) when it is not a build.
+fn call_of<'r>(resolved: &'r Resolved, name: &str) -> Option<&'r str> {
+    let call = resolved.targets.get(name)?.call.as_deref()?;
+    (call != "build").then_some(call)
+}
+
+/// `--call=check|outline|targets` over every target, like buildx: nothing is built; each
+/// target's answer is printed under its name. Non-zero when any check failed.
+fn run_calls(resolved: &Resolved, wanted: &[String], cwd: &Path) -> i32 {
+    let mut status = 0;
+    for name in wanted {
+        let Some(target) = resolved.targets.get(name) else {
+            continue;
+        };
+        let call = call_of(resolved, name).unwrap_or("check");
+        let opt = build_opt(target, cwd);
+        let (label, text) = match &target.dockerfile_inline {
+            Some(inline) => ("Dockerfile".to_string(), inline.clone()),
+            None => match std::fs::read_to_string(cwd.join(&opt.dockerfile_path)) {
+                Ok(text) => (opt.dockerfile_path.clone(), text),
+                Err(error) => {
+                    eprintln!(
+                        "ERROR: [{name}] cannot read Dockerfile {}: {error}",
+                        opt.dockerfile_path
+                    );
+                    status = 1;
+                    continue;
+                }
+            },
+        };
+        let build_args: BTreeMap<String, String> = target
+            .args
+            .iter()
+            .flatten()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
+            .collect();
+        let (method, format) = match call.split_once(',') {
+            Some((m, rest)) => (
+                m,
+                if rest.contains("format=json") {
+                    Format::Json
+                } else {
+                    Format::Text
+                },
+            ),
+            None => (call, Format::Text),
+        };
+        let request = CallRequest {
+            label: &label,
+            text: &text,
+            target: target.target.as_deref(),
+            build_args: &build_args,
+            format,
+        };
+        println!("target {name}:");
+        let code = match method {
+            "outline" => super::build_call::outline(&request),
+            "targets" => super::build_call::targets(&request),
+            "check" => super::build_call::check(&request),
+            other => {
+                eprintln!(
+                    "ERROR: [{name}] invalid call {other:?}: expected build, check, outline or targets"
+                );
+                2
+            }
+        };
+        status = status.max(code);
+    }
+    status
 }
 
 /// Plans targets into one graph; `target:` links are planned first and passed as stages.
