@@ -126,3 +126,58 @@ fn a_killed_build_leaves_no_result_behind() {
         "containers left behind:\n{containers}"
     );
 }
+
+/// Delays spread over a build's life, varied per run without a random-number crate.
+fn kill_delays(count: u64) -> Vec<u64> {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(7);
+    (0..count)
+        .map(|i| (seed.wrapping_mul(2_654_435_761).wrapping_add(i * 97_531) >> 7) % 1_200)
+        .collect()
+}
+
+#[test]
+fn builds_killed_at_random_points_never_leave_a_wrong_result() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY input.txt /input.txt\n\
+                 RUN sleep 0.3 && tr a-z A-Z < /input.txt > /upper.txt\n\
+                 RUN sleep 0.3 && wc -c < /upper.txt > /count.txt\n\
+                 COPY input.txt /again.txt\n",
+            ),
+            ("input.txt", "hello kiln\n"),
+        ],
+    );
+    for delay in kill_delays(8) {
+        let mut child = Command::new(KILN)
+            .arg("--root")
+            .arg(&env.store)
+            .args(["build", "--progress=quiet", "-t", "killed:1"])
+            .arg(&ctx)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        let _ = child.kill();
+        child.wait().unwrap();
+    }
+    // Whatever the killed builds recorded (nothing, or whole steps), a build now must
+    // give exactly the files a clean build gives.
+    let out = env.path("out");
+    env.build_ok(&[
+        "--output",
+        &format!("type=local,dest={}", out.display()),
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(read(&out, "upper.txt"), "HELLO KILN\n");
+    assert_eq!(read(&out, "count.txt").trim(), "11");
+    assert_eq!(read(&out, "again.txt"), "hello kiln\n");
+    support::assert_store_tmp_clean(&env.store);
+}
