@@ -70,6 +70,23 @@ pub fn format_number(n: f64) -> String {
 }
 
 impl Value {
+    /// The (key, value) pairs a `for` iterates: list index and element, or object key and
+    /// value. Anything else is handed back for the caller to judge.
+    pub fn into_iteration_pairs(self) -> Result<Vec<(Value, Value)>, Value> {
+        match self {
+            Value::List(items) => Ok(items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (Value::Number(i as f64), v))
+                .collect()),
+            Value::Object(map) => Ok(map
+                .into_iter()
+                .map(|(k, v)| (Value::String(k), v))
+                .collect()),
+            other => Err(other),
+        }
+    }
+
     pub fn str(s: impl Into<String>) -> Value {
         Value::String(s.into())
     }

@@ -250,21 +250,13 @@ impl<'s> Session<'s> {
 
     fn eval_for(&mut self, f: &ForExpr) -> Result<Value, BakeError> {
         let collection = self.eval(&f.intro.collection_expr)?;
-        let pairs: Vec<(Value, Value)> = match collection {
-            Value::Unknown => return Ok(Value::Unknown),
-            Value::List(items) => items
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| (Value::Number(i as f64), v))
-                .collect(),
-            Value::Object(map) => map
-                .into_iter()
-                .map(|(k, v)| (Value::String(k), v))
-                .collect(),
-            Value::Null => {
+        let pairs: Vec<(Value, Value)> = match collection.into_iteration_pairs() {
+            Ok(pairs) => pairs,
+            Err(Value::Unknown) => return Ok(Value::Unknown),
+            Err(Value::Null) => {
                 return Err(self.error_at(&f.intro.collection_expr, "Iteration over null value; A null value cannot be used as the collection in a 'for' expression."));
             }
-            other => {
+            Err(other) => {
                 return Err(self.error_at(
                     &f.intro.collection_expr,
                     format!("Iteration over non-iterable value; A value of type {} cannot be used as the collection in a 'for' expression.", other.type_name()),

@@ -108,21 +108,13 @@ impl<'s> Session<'s> {
                     }
                     Directive::For(d) => {
                         let collection = self.eval(&d.for_expr.collection_expr)?;
-                        let pairs: Vec<(Value, Value)> = match collection {
-                            Value::List(items) => items
-                                .into_iter()
-                                .enumerate()
-                                .map(|(i, v)| (Value::Number(i as f64), v))
-                                .collect(),
-                            Value::Object(map) => map
-                                .into_iter()
-                                .map(|(k, v)| (Value::String(k), v))
-                                .collect(),
-                            Value::Unknown => {
+                        let pairs: Vec<(Value, Value)> = match collection.into_iteration_pairs() {
+                            Ok(pairs) => pairs,
+                            Err(Value::Unknown) => {
                                 unknown = true;
                                 continue;
                             }
-                            other => {
+                            Err(other) => {
                                 return Err(self.error_at(
                                     &d.for_expr.collection_expr,
                                     format!("Iteration over non-iterable value; a {} cannot be iterated in a template 'for'.", other.type_name()),
