@@ -2,86 +2,23 @@
 //! Builds run `RUN` steps on a busybox image imported into a scratch store, so they need
 //! runc and root; without them the tests say so and pass vacuously.
 
-use std::fs;
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+
+use support::{Env, text};
 
 const KILN: &str = env!("CARGO_BIN_EXE_kiln");
-const BUSYBOX: &str = "/bin/busybox";
 
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "kiln-progress-{name}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn can_run_containers() -> bool {
-    let runc = Command::new("runc")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let root = fs::metadata("/proc/self").is_ok_and(|m| {
-        use std::os::unix::fs::MetadataExt;
-        m.uid() == 0
-    });
-    let ok = runc && root && Path::new(BUSYBOX).is_file();
-    if !ok {
-        eprintln!("skipping: needs root, runc and {BUSYBOX}");
-    }
-    ok
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A store holding `busybox:progress` and a context with `dockerfile`.
-fn setup(scratch: &Scratch, dockerfile: &str) -> (PathBuf, PathBuf) {
-    let rootfs = scratch.0.join("rootfs");
-    fs::create_dir_all(rootfs.join("bin")).unwrap();
-    fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
-    let tar = scratch.0.join("rootfs.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let store = scratch.0.join("store");
-    let out = Command::new(KILN)
-        .arg("--root")
-        .arg(&store)
-        .arg("import")
-        .arg(&tar)
-        .arg("busybox:progress")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let context = scratch.0.join("context");
-    fs::create_dir_all(&context).unwrap();
-    fs::write(context.join("Dockerfile"), dockerfile).unwrap();
-    (store, context)
+/// A store holding `busybox:progress` and a context with `dockerfile`, or `None` (after
+/// saying why) where containers cannot run.
+fn setup(dockerfile: &str) -> Option<(Env, PathBuf, PathBuf)> {
+    let env = Env::new()?;
+    env.import_busybox(&env.store, "busybox:progress");
+    let context = env.context("context", &[("Dockerfile", dockerfile)]);
+    let store = env.store.clone();
+    Some((env, store, context))
 }
 
 fn build(store: &Path, context: &Path, progress: &str) -> Output {
@@ -108,11 +45,9 @@ fn numbers(stderr: &str) -> Vec<usize> {
 
 #[test]
 fn plain_numbers_steps_and_times_log_lines() {
-    if !can_run_containers() {
+    let Some((_env, store, context)) = setup(LOGGING) else {
         return;
-    }
-    let scratch = Scratch::new("plain");
-    let (store, context) = setup(&scratch, LOGGING);
+    };
     let out = build(&store, &context, "plain");
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -153,11 +88,9 @@ fn plain_numbers_steps_and_times_log_lines() {
 
 #[test]
 fn plain_and_quiet_report_the_failing_step() {
-    if !can_run_containers() {
+    let Some((_env, store, context)) = setup(FAILING) else {
         return;
-    }
-    let scratch = Scratch::new("fail");
-    let (store, context) = setup(&scratch, FAILING);
+    };
     let out = build(&store, &context, "plain");
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -183,11 +116,9 @@ fn plain_and_quiet_report_the_failing_step() {
 
 #[test]
 fn quiet_success_prints_no_progress() {
-    if !can_run_containers() {
+    let Some((_env, store, context)) = setup(LOGGING) else {
         return;
-    }
-    let scratch = Scratch::new("quiet");
-    let (store, context) = setup(&scratch, LOGGING);
+    };
     let out = build(&store, &context, "quiet");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stderr), "");
@@ -195,11 +126,9 @@ fn quiet_success_prints_no_progress() {
 
 #[test]
 fn rawjson_is_one_object_per_event() {
-    if !can_run_containers() {
+    let Some((_env, store, context)) = setup(LOGGING) else {
         return;
-    }
-    let scratch = Scratch::new("rawjson");
-    let (store, context) = setup(&scratch, LOGGING);
+    };
     let out = build(&store, &context, "rawjson");
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -232,11 +161,9 @@ fn rawjson_is_one_object_per_event() {
 
 #[test]
 fn tty_redraws_and_ends_with_a_summary() {
-    if !can_run_containers() {
+    let Some((_env, store, context)) = setup(LOGGING) else {
         return;
-    }
-    let scratch = Scratch::new("tty");
-    let (store, context) = setup(&scratch, LOGGING);
+    };
     let out = build(&store, &context, "tty");
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -248,11 +175,9 @@ fn tty_redraws_and_ends_with_a_summary() {
 
 #[test]
 fn an_unknown_mode_is_a_usage_error() {
-    let scratch = Scratch::new("bogus");
-    let context = scratch.0.join("context");
-    fs::create_dir_all(&context).unwrap();
-    fs::write(context.join("Dockerfile"), "FROM scratch\n").unwrap();
-    let out = build(&scratch.0.join("store"), &context, "fancy");
+    let env = Env::bare();
+    let context = env.context("context", &[("Dockerfile", "FROM scratch\n")]);
+    let out = build(&env.store, &context, "fancy");
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("invalid progress mode \"fancy\""),
