@@ -1,78 +1,18 @@
 //! `kiln images`, `rmi`, `save`, `load` and `import` driven through the real binary, with
 //! skopeo and umoci checking that what kiln writes is what other tools read.
 
+mod support;
+
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
-const KILN: &str = env!("CARGO_BIN_EXE_kiln");
-const BUSYBOX: &str = "/bin/busybox";
-
-/// A scratch directory removed at the end of the test.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "kiln-images-{name}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Whether the machine has what these tests need; they say so and pass vacuously if not.
-fn prerequisites(tools: &[&str]) -> bool {
-    let missing: Vec<&str> = std::iter::once(BUSYBOX)
-        .filter(|b| !Path::new(b).is_file())
-        .chain(tools.iter().copied().filter(|t| !have(t)))
-        .collect();
-    if !missing.is_empty() {
-        eprintln!("skipping: missing {missing:?}");
-    }
-    missing.is_empty()
-}
-
-fn kiln(root: &Path, args: &[&str]) -> Output {
-    Command::new(KILN)
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("KILN_ROOT")
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use support::{Env, KILN, kiln_at, prerequisites, run_ok, text};
 
 /// Runs kiln and fails the test with its stderr unless it succeeds; returns stdout.
 fn kiln_ok(root: &Path, args: &[&str]) -> String {
-    let out = kiln(root, args);
+    let out = kiln_at(root, args);
     assert!(
         out.status.success(),
         "kiln {args:?} failed: {}",
@@ -81,39 +21,8 @@ fn kiln_ok(root: &Path, args: &[&str]) -> String {
     text(&out.stdout)
 }
 
-fn run_ok(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-/// A busybox root filesystem as a tar: `bin/busybox` and `bin/sh` linking to it.
-fn busybox_tar(scratch: &Scratch) -> PathBuf {
-    let rootfs = scratch.path("rootfs");
-    fs::create_dir_all(rootfs.join("bin")).unwrap();
-    fs::create_dir_all(rootfs.join("tmp")).unwrap();
-    fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
-    let tar = scratch.path("rootfs.tar");
-    run_ok(
-        "tar",
-        &[
-            "-C",
-            rootfs.to_str().unwrap(),
-            "-cf",
-            tar.to_str().unwrap(),
-            ".",
-        ],
-    );
-    tar
-}
-
-fn import_busybox(scratch: &Scratch, root: &Path, name: &str) -> String {
-    let tar = busybox_tar(scratch);
+fn import_busybox(scratch: &Env, root: &Path, name: &str) -> String {
+    let tar = scratch.busybox_tar();
     let id = kiln_ok(
         root,
         &[
@@ -134,10 +43,10 @@ fn import_busybox(scratch: &Scratch, root: &Path, name: &str) -> String {
 
 #[test]
 fn import_list_save_inspect_unpack_load_and_remove() {
-    if !prerequisites(&["skopeo", "umoci", "tar"]) {
+    if !prerequisites() {
         return;
     }
-    let scratch = Scratch::new("roundtrip");
+    let scratch = Env::bare();
     let root = scratch.path("store");
     let id = import_busybox(&scratch, &root, "busybox:test");
     let short = &id["sha256:".len()..][..12];
@@ -198,7 +107,7 @@ fn import_list_save_inspect_unpack_load_and_remove() {
     );
     assert_eq!(
         fs::read(bundle.join("rootfs/bin/busybox")).unwrap(),
-        fs::read(BUSYBOX).unwrap()
+        fs::read("/bin/busybox").unwrap()
     );
     assert_eq!(
         fs::read_link(bundle.join("rootfs/bin/sh")).unwrap(),
@@ -258,7 +167,7 @@ fn import_list_save_inspect_unpack_load_and_remove() {
     let removed = kiln_ok(&root, &["rmi", "busybox:test"]);
     assert_eq!(removed, "Untagged: busybox:test\n");
     assert_eq!(kiln_ok(&root, &["images"]).lines().count(), 1);
-    let out = kiln(&root, &["rmi", "busybox:test"]);
+    let out = kiln_at(&root, &["rmi", "busybox:test"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("no such image"),
@@ -269,10 +178,10 @@ fn import_list_save_inspect_unpack_load_and_remove() {
 
 #[test]
 fn save_to_stdout_and_load_from_stdin() {
-    if !prerequisites(&["tar"]) {
+    if !prerequisites() {
         return;
     }
-    let scratch = Scratch::new("stdio");
+    let scratch = Env::bare();
     let root = scratch.path("store");
     let id = import_busybox(&scratch, &root, "piped");
     let archive = scratch.path("piped.tar");
@@ -326,10 +235,10 @@ fn save_to_stdout_and_load_from_stdin() {
 
 #[test]
 fn rmi_by_id_needs_force_when_the_image_has_several_names() {
-    if !prerequisites(&["skopeo", "tar"]) {
+    if !prerequisites() {
         return;
     }
-    let scratch = Scratch::new("rmi");
+    let scratch = Env::bare();
     let root = scratch.path("store");
     let id = import_busybox(&scratch, &root, "one");
     // A second name for the same image: the saved archive, renamed by skopeo (docker
@@ -348,7 +257,7 @@ fn rmi_by_id_needs_force_when_the_image_has_several_names() {
     let loaded = kiln_ok(&root, &["load", "-i", renamed.to_str().unwrap()]);
     assert_eq!(loaded, "Loaded image: two:latest\n");
     let short = &id["sha256:".len()..][..12];
-    let out = kiln(&root, &["rmi", short]);
+    let out = kiln_at(&root, &["rmi", short]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("referenced by 2 names"),
@@ -356,7 +265,7 @@ fn rmi_by_id_needs_force_when_the_image_has_several_names() {
         text(&out.stderr)
     );
     assert_eq!(kiln_ok(&root, &["images"]).lines().count(), 3);
-    let out = kiln(&root, &["rmi", "nope", "--force", short]);
+    let out = kiln_at(&root, &["rmi", "nope", "--force", short]);
     assert_eq!(out.status.code(), Some(1), "the missing image is an error");
     let mut untagged: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
     untagged.sort();
@@ -366,11 +275,11 @@ fn rmi_by_id_needs_force_when_the_image_has_several_names() {
 
 #[test]
 fn import_refuses_what_is_not_a_tarball() {
-    let scratch = Scratch::new("bad");
+    let scratch = Env::bare();
     let root = scratch.path("store");
     let junk = scratch.path("junk");
     fs::write(&junk, "this is not a tar archive\n".repeat(40)).unwrap();
-    let out = kiln(&root, &["import", junk.to_str().unwrap(), "junk"]);
+    let out = kiln_at(&root, &["import", junk.to_str().unwrap(), "junk"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("invalid root filesystem archive"),
@@ -378,7 +287,7 @@ fn import_refuses_what_is_not_a_tarball() {
         text(&out.stderr)
     );
     assert_eq!(kiln_ok(&root, &["images"]).lines().count(), 1);
-    let out = kiln(
+    let out = kiln_at(
         &root,
         &["import", "--change", "RUN true", junk.to_str().unwrap()],
     );
