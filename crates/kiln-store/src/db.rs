@@ -78,6 +78,18 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         inputs TEXT NOT NULL,
         created_ms INTEGER NOT NULL
      );",
+    // 7: images resolved from registries: a reference (per platform) -> the manifest it
+    //    named when last looked up and the repository its blobs are fetched from. The
+    //    manifest and config blobs are stored; layers are fetched when first needed.
+    "CREATE TABLE pulled_images (
+        reference TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        manifest_digest TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        resolved_ms INTEGER NOT NULL,
+        PRIMARY KEY (reference, platform)
+     ) WITHOUT ROWID;
+     CREATE INDEX pulled_images_manifest ON pulled_images(manifest_digest);",
 ];
 
 /// The schema version this build of kiln writes.

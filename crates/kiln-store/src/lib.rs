@@ -19,6 +19,7 @@ pub mod fsutil;
 pub mod gc;
 mod images;
 mod lock;
+mod pulled;
 mod shortcuts;
 mod snapshots;
 
@@ -36,6 +37,7 @@ pub use error::{Error, Result};
 pub use file_digests::{FileDigestRecord, FileIdentity};
 pub use images::ImageRecord;
 pub use lock::ProcessLock;
+pub use pulled::PulledImage;
 pub use snapshots::{MAX_CHAIN_DEPTH, SnapshotRecord};
 
 /// An open store. Cheap to share between threads (`&Store` or `Arc<Store>`); open one per

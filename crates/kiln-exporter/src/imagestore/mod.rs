@@ -157,6 +157,20 @@ fn check_consistent(image: &BuiltImage) -> Result<()> {
 
 /// Reads and checks the image whose manifest is `manifest_digest`; `names` is left empty.
 pub(crate) fn read_image(store: &Store, manifest_digest: &Digest) -> Result<StoredImage> {
+    read_manifest(store, manifest_digest, true)
+}
+
+/// Reads an image pulled lazily from a registry: its manifest and config are in the store,
+/// its layers maybe not yet (their `path` is where each blob goes once fetched).
+pub fn open_pulled(store: &Store, manifest_digest: &Digest) -> Result<StoredImage> {
+    read_manifest(store, manifest_digest, false)
+}
+
+fn read_manifest(
+    store: &Store,
+    manifest_digest: &Digest,
+    require_layers: bool,
+) -> Result<StoredImage> {
     let corrupt = |reason: String| ImageStoreError::Corrupt {
         manifest: manifest_digest.clone(),
         reason,
@@ -188,7 +202,7 @@ pub(crate) fn read_image(store: &Store, manifest_digest: &Digest) -> Result<Stor
     let mut layers = Vec::with_capacity(manifest.layers().len());
     for (desc, diff_id) in manifest.layers().iter().zip(&config.rootfs.diff_ids) {
         let digest = to_store_digest(desc.digest())?;
-        if !store.has_blob(&digest) {
+        if require_layers && !store.has_blob(&digest) {
             return Err(corrupt(format!("layer blob {digest} is missing")));
         }
         layers.push(LayerDescriptor {
