@@ -19,7 +19,8 @@ struct FaultState {
     /// Seconds for `Retry-After`; `u32::MAX` for none.
     fail_retry_after: AtomicU32,
     corrupt_next: AtomicU32,
-    /// Faults hit only requests whose path contains this.
+    paginate_tags: std::sync::atomic::AtomicBool,
+    /// Faults hit only requests whose `METHOD target` contains this.
     path_filter: Mutex<String>,
     log: Mutex<Vec<String>>,
 }
@@ -50,13 +51,25 @@ impl FaultProxy {
             ..FaultState::default()
         });
         let s = state.clone();
+        let up = upstream.to_string();
         let server = Server::start(upstream.to_string(), move |req| {
+            if s.paginate_tags.load(Ordering::SeqCst)
+                && req.method == "GET"
+                && req.path().ends_with("/tags/list")
+                && let Some(answer) = paginated_tags(&up, req)
+            {
+                s.log
+                    .lock()
+                    .unwrap()
+                    .push(format!("{} {}", req.method, req.target));
+                return Action::Respond(answer);
+            }
             s.log
                 .lock()
                 .unwrap()
                 .push(format!("{} {}", req.method, req.target));
             let filter = s.path_filter.lock().unwrap().clone();
-            if !req.path().contains(&filter) {
+            if !format!("{} {}", req.method, req.target).contains(&filter) {
                 return Action::Forward;
             }
             if take(&s.drop_next) {
@@ -89,8 +102,9 @@ impl FaultProxy {
         Reference::parse(&format!("{}/{name}", self.host())).expect("valid test reference")
     }
 
-    /// Faults only hit requests whose path contains `part` (default: all).
-    pub fn only_paths_containing(&self, part: &str) {
+    /// Faults only hit requests whose `METHOD target` contains `part`, e.g.
+    /// `"PATCH /v2/app/blobs/uploads/"` (default: all).
+    pub fn only_requests_containing(&self, part: &str) {
         *self.state.path_filter.lock().unwrap() = part.to_string();
     }
 
@@ -115,10 +129,54 @@ impl FaultProxy {
         self.state.corrupt_next.store(n, Ordering::SeqCst);
     }
 
+    /// Answers tag lists page by page (`?n=` and `?last=`, with a `Link` header to the
+    /// next page) from the registry's full, sorted list. docker-registry 2.8 ignores `n`
+    /// for tags; newer registries and Docker Hub paginate like this.
+    pub fn paginate_tags(&self, on: bool) {
+        self.state.paginate_tags.store(on, Ordering::SeqCst);
+    }
+
     /// `METHOD target` of every request seen so far.
     pub fn requests(&self) -> Vec<String> {
         self.state.log.lock().unwrap().clone()
     }
+}
+
+fn paginated_tags(upstream: &str, req: &ProxyRequest) -> Option<Vec<u8>> {
+    let query = req.query();
+    let n: usize = query.iter().find(|(k, _)| k == "n")?.1.parse().ok()?;
+    let last = query
+        .iter()
+        .find(|(k, _)| k == "last")
+        .map(|(_, v)| v.clone());
+    let full = ProxyRequest {
+        target: req.path().to_string(),
+        ..req.clone()
+    };
+    let raw = super::http::forward(upstream, &full).ok()?;
+    if super::http::status_of(&raw) != 200 {
+        return Some(raw);
+    }
+    let body_start = raw.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let mut list: serde_json::Value = serde_json::from_slice(&raw[body_start..]).ok()?;
+    let mut tags: Vec<String> = serde_json::from_value(list["tags"].take()).unwrap_or_default();
+    tags.sort();
+    let rest: Vec<String> = tags
+        .into_iter()
+        .filter(|t| last.as_ref().is_none_or(|l| t > l))
+        .collect();
+    let page: Vec<String> = rest.iter().take(n).cloned().collect();
+    list["tags"] = serde_json::json!(page);
+    let mut headers = vec![("Content-Type", "application/json".to_string())];
+    if rest.len() > n
+        && let Some(l) = page.last()
+    {
+        headers.push((
+            "Link",
+            format!("<{}?n={n}&last={l}>; rel=\"next\"", req.path()),
+        ));
+    }
+    Some(response(200, "OK", &headers, list.to_string().as_bytes()))
 }
 
 struct TokenState {
