@@ -39,6 +39,28 @@ pub fn pseudo_random(size: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+/// A real gzip'd tar layer holding one file of `size` pseudo-random bytes, for tools
+/// that look inside layers.
+pub fn layer_tgz(size: usize, seed: u64) -> Vec<u8> {
+    let data = pseudo_random(size, seed);
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_cksum();
+    tar.append_data(&mut header, format!("file-{seed}"), &data[..])
+        .unwrap();
+    gzip(&tar.into_inner().unwrap())
+}
+
 /// Writes bytes to `dir/name` and describes them as a layer.
 pub fn blob_file(dir: &Path, name: &str, bytes: &[u8]) -> (Descriptor, PathBuf) {
     let path = dir.join(name);
