@@ -4,14 +4,16 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use kiln_exporter::{
     ContainerConfig, Digest, Healthcheck, History, ImageConfig, LayerDescriptor, LayerOptions,
     LayerSource, MediaType, Timestamp, write_layer,
 };
-use kiln_graph::lower::{ImageState, LoweredStage};
+use kiln_graph::lower::{HistoryEntry, ImageState, LoweredStage};
 use kiln_graph::{Graph, NodeId, Op};
 
+use super::lazy::{LayerSettings, LazyFs, LazyLayer, local_blob};
 use super::{Engine, EngineError, Output};
 
 /// Layers and config of a stage's image.
@@ -52,6 +54,17 @@ pub fn stage_image(
     for entry in &stage.image.history {
         let mut empty = entry.empty_layer;
         if let Some(node) = entry.layer {
+            if let Some(Output::Layers(lazy)) = outputs.get(&node) {
+                match lazy_layer(engine, lazy, options)? {
+                    Some(layer) => {
+                        layers.push(layer);
+                        empty = false;
+                    }
+                    None => empty = true,
+                }
+                history.push(history_entry(entry, created, empty));
+                continue;
+            }
             let snapshot = outputs.get(&node).and_then(Output::snapshot);
             let diff = match snapshot {
                 Some(id) => Some(engine.snapshotter().fs_dir(id)?),
@@ -65,13 +78,7 @@ pub fn stage_image(
                 _ => empty = true,
             }
         }
-        history.push(History {
-            created: Some(created),
-            created_by: entry.created_by.clone(),
-            author: String::new(),
-            comment: entry.comment.clone().unwrap_or_default(),
-            empty_layer: empty,
-        });
+        history.push(history_entry(entry, created, empty));
     }
     let mut config = image_config(&stage.image);
     config.created = Some(created);
@@ -79,21 +86,108 @@ pub fn stage_image(
     Ok(StageImage { config, layers })
 }
 
+fn history_entry(entry: &HistoryEntry, created: Timestamp, empty: bool) -> History {
+    History {
+        created: Some(created),
+        created_by: entry.created_by.clone(),
+        author: String::new(),
+        comment: entry.comment.clone().unwrap_or_default(),
+        empty_layer: empty,
+    }
+}
+
+/// The layer a lazy output's op added, `None` when it added none. A blob written with the
+/// export's own options is taken as it is (fetched into the store if it is remote);
+/// otherwise, or when the blob cannot be had, the filesystem is unpacked (re-running the
+/// step if need be) and its diff written as for any snapshot.
+fn lazy_layer(
+    engine: &Engine,
+    lazy: &Arc<LazyFs>,
+    options: &LayerOptions,
+) -> Result<Option<LayerDescriptor>, EngineError> {
+    let Some(own) = lazy.own_layer() else {
+        return Ok(None);
+    };
+    if own.written_with.as_ref() == Some(&LayerSettings::of(options)) {
+        match local_blob(engine, own) {
+            Ok(path) => {
+                return Ok(Some(LayerDescriptor {
+                    media_type: MediaType::from(own.media_type.as_str()),
+                    digest: parse_digest(&own.digest)?,
+                    size: own.size,
+                    diff_id: parse_digest(&own.diff_id)?,
+                    path,
+                }));
+            }
+            // Unpacking below meets the same blob and re-runs the step instead.
+            Err(EngineError::Blob { .. }) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    let Some(id) = engine
+        .materialize(&Output::Layers(lazy.clone()), "")?
+        .snapshot()
+        .map(str::to_string)
+    else {
+        return Ok(None);
+    };
+    let dir = engine.snapshotter().fs_dir(&id)?;
+    if is_empty_dir(&dir) {
+        return Ok(None);
+    }
+    snapshot_layer(engine, &id, &dir, options).map(Some)
+}
+
+/// Remembers that the diff of snapshot `id` is `layer`'s blob (at `path`) for `options`,
+/// so exports with those options take that blob instead of writing their own.
+pub(crate) fn remember_layer(
+    engine: &Engine,
+    id: &str,
+    options: &LayerOptions,
+    layer: &LazyLayer,
+    path: &Path,
+) -> Result<(), EngineError> {
+    let store = engine.store();
+    let digest = kiln_store::Digest::parse(&layer.digest)?;
+    if !store.has_blob(&digest) {
+        // The blob lives elsewhere on disk (a trusted local path): the memo must name a
+        // blob of the store, so it is copied in.
+        store.put_blob_file(path)?;
+    }
+    let known = LayerMemo {
+        media_type: layer.media_type.clone(),
+        digest: layer.digest.clone(),
+        size: layer.size,
+        diff_id: layer.diff_id.clone(),
+    };
+    let text = serde_json::to_vec(&known).unwrap_or_default();
+    kiln_store::fsutil::write_atomic(&memo_path(engine, id, options)?, &text)?;
+    Ok(())
+}
+
+fn memo_path(
+    engine: &Engine,
+    id: &str,
+    options: &LayerOptions,
+) -> Result<std::path::PathBuf, EngineError> {
+    Ok(engine.snapshotter().fs_dir(id)?.with_file_name(format!(
+        "layer-{:?}-{}-{}.json",
+        options.compression,
+        options.compression_level.unwrap_or(-1),
+        options.source_date_epoch.unwrap_or(-1)
+    )))
+}
+
 /// The layer of a snapshot's diff, written once per compression and epoch: the blob goes
 /// straight into the store's blob directory (content-addressed, written atomically) and a
 /// small memo beside the snapshot finds it again, so a rebuild never re-tars a layer.
-fn snapshot_layer(
+pub(crate) fn snapshot_layer(
     engine: &Engine,
     id: &str,
     diff: &Path,
     options: &LayerOptions,
 ) -> Result<LayerDescriptor, EngineError> {
-    let memo = engine.snapshotter().fs_dir(id)?.with_file_name(format!(
-        "layer-{:?}-{}-{}.json",
-        options.compression,
-        options.compression_level.unwrap_or(-1),
-        options.source_date_epoch.unwrap_or(-1)
-    ));
+    let memo = memo_path(engine, id, options)?;
     let store = engine.store();
     if let Ok(text) = std::fs::read(&memo)
         && let Ok(known) = serde_json::from_slice::<LayerMemo>(&text)
@@ -163,7 +257,7 @@ fn image_config(image: &ImageState) -> ImageConfig {
     }
 }
 
-fn is_empty_dir(dir: &std::path::Path) -> bool {
+pub(crate) fn is_empty_dir(dir: &std::path::Path) -> bool {
     std::fs::read_dir(dir)
         .map(|mut entries| entries.next().is_none())
         .unwrap_or(true)

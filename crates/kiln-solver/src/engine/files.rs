@@ -61,6 +61,10 @@ pub(crate) fn input_root(
                 excludes: vec![],
             })
         }
+        Some(lazy @ Output::Layers(_)) => {
+            let unpacked = engine.materialize(lazy, "")?;
+            input_root(engine, Some(&unpacked), held)
+        }
         Some(Output::Fs(None)) | None => {
             let dir = ScratchDir::create(engine, "empty")?;
             let path = dir.path.clone();
@@ -84,6 +88,11 @@ pub(crate) fn apply(
         Some(Output::Dir { .. }) => {
             return Err(EngineError::Input(
                 "a file op cannot change a local context".into(),
+            ));
+        }
+        Some(Output::Layers(_)) => {
+            return Err(EngineError::Input(
+                "a file op's input was not unpacked".into(),
             ));
         }
         None => None,

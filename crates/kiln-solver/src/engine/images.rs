@@ -1,13 +1,14 @@
-//! Image sources: an image's layers unpacked into a snapshot chain once, found again by
-//! chain id so every later build (in any kiln process) reuses them.
+//! Image sources: an image's layers, unpacked (by `lazy::materialize`) into a snapshot chain
+//! once, found again by chain id so every later build (in any kiln process) reuses them.
 
-use std::fs::File;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use kiln_graph::ImageSource;
 use sha2::{Digest as _, Sha256};
 
-use super::{Engine, EngineError, Output, io_error};
+use super::lazy::{BlobLocation, LazyFs, LazyLayer};
+use super::{Engine, EngineError, Output};
 
 /// One layer of a stored image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,11 +40,9 @@ pub fn chain_id(parent: Option<&str>, diff_id: &str) -> String {
     }
 }
 
-pub(crate) fn unpack_image(
-    engine: &Engine,
-    source: &ImageSource,
-    label: &str,
-) -> Result<Output, EngineError> {
+/// An image's filesystem: its snapshot chain when some build unpacked it already, else
+/// its layers, unpacked only when an op needs to see the files.
+pub(crate) fn image_output(engine: &Engine, source: &ImageSource) -> Result<Output, EngineError> {
     let digest = source.digest.as_deref().ok_or_else(|| {
         EngineError::Input(format!(
             "image {} was not resolved to a digest",
@@ -54,35 +53,31 @@ pub(crate) fn unpack_image(
         .images()
         .image_layers(digest)
         .map_err(EngineError::Input)?;
-    let store = engine.store();
-    let mut parent: Option<String> = None;
-    let mut chain: Option<String> = None;
-    for layer in &layers {
-        let id = chain_id(chain.as_deref(), &layer.diff_id);
-        let key = format!("layer:{id}");
-        // One process unpacks a given chain; others wait and then find it.
-        let short = id
-            .trim_start_matches("sha256:")
-            .get(..32)
-            .unwrap_or_default();
-        let _guard = store.lock(&format!("unpack-{short}"))?;
-        let snapshot = match store.snapshot_by_key(&key)? {
-            Some(found) => found.id,
-            None => {
-                let blob = File::open(&layer.path)
-                    .map_err(io_error(format!("open layer {}", layer.digest)))?;
-                let (record, _) =
-                    engine
-                        .snapshotter()
-                        .apply_layer(parent.as_deref(), blob, label)?;
-                store.set_snapshot_key(&record.id, &key)?;
-                record.id
-            }
-        };
-        parent = Some(snapshot);
-        chain = Some(id);
+    let top = layers.iter().fold(None, |chain: Option<String>, layer| {
+        Some(chain_id(chain.as_deref(), &layer.diff_id))
+    });
+    let Some(top) = top else {
+        return Ok(Output::Fs(None));
+    };
+    if let Some(found) = engine.store().snapshot_by_key(&format!("layer:{top}"))? {
+        return Ok(Output::Fs(Some(found.id)));
     }
-    Ok(Output::Fs(parent))
+    Ok(Output::Layers(Arc::new(LazyFs {
+        base: None,
+        layers: layers
+            .into_iter()
+            .map(|layer| LazyLayer {
+                diff_id: layer.diff_id,
+                digest: layer.digest,
+                media_type: layer.media_type,
+                size: layer.size,
+                location: BlobLocation::Local(layer.path),
+                written_with: None,
+                rerun: None,
+            })
+            .collect(),
+        own_top: false,
+    })))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The executor that makes graph ops real: snapshots for filesystems, runc for RUN, file
 //! actions for COPY/ADD/WORKDIR, merges for `--link`, and image layers unpacked once and
-//! shared by every build that uses them.
+//! shared by every build that uses them — only when an op needs to see the files: images
+//! and remote cache hits stay lazy stacks of layer blobs until then.
 
 pub mod cache;
 mod exec;
@@ -8,11 +9,12 @@ pub mod export;
 mod files;
 mod http;
 mod images;
+pub mod lazy;
 mod secrets;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use kiln_graph::{Node, NodeId, Op};
 use kiln_store::Store;
@@ -21,7 +23,8 @@ use kiln_worker::{CancelToken, Snapshotter};
 
 use crate::Executor;
 
-pub use images::{ImageLayer, ImageLayers};
+pub use images::{ImageLayer, ImageLayers, chain_id};
+pub use lazy::{BlobLocation, BlobSource, LayerSettings, LazyFs, LazyLayer, Rerun};
 pub use secrets::{SecretSource, parse_secret_flag};
 
 /// What an op produced.
@@ -34,13 +37,17 @@ pub enum Output {
         path: PathBuf,
         excludes: Vec<String>,
     },
+    /// A filesystem not unpacked yet (an image, or steps a remote cache answered).
+    Layers(Arc<LazyFs>),
 }
 
 impl Output {
+    /// The snapshot of an unpacked filesystem; `None` for the empty filesystem, a
+    /// directory, or a lazy filesystem (see [`Engine::materialize`]).
     pub fn snapshot(&self) -> Option<&str> {
         match self {
             Output::Fs(id) => id.as_deref(),
-            Output::Dir { .. } => None,
+            Output::Dir { .. } | Output::Layers(_) => None,
         }
     }
 }
@@ -66,6 +73,9 @@ pub enum EngineError {
     Unsupported(String),
     #[error("{0}")]
     Input(String),
+    /// A layer blob that could not be fetched, or whose content did not match its digests.
+    #[error("layer {digest}: {message}")]
+    Blob { digest: String, message: String },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -104,6 +114,7 @@ pub struct Engine {
     runc: RuncExecutor,
     cancel: CancelToken,
     config: EngineConfig,
+    warnings: Mutex<Vec<String>>,
 }
 
 impl Engine {
@@ -116,7 +127,38 @@ impl Engine {
             runc,
             cancel,
             config,
+            warnings: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Something the user should know that did not fail the build (a cache blob that had
+    /// to be replaced by a re-run, a cache export that failed).
+    pub fn warn(&self, message: String) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(message);
+    }
+
+    /// The warnings so far, emptied.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// `output` unpacked when it is lazy: the snapshot an op can mount.
+    pub fn materialize(&self, output: &Output, label: &str) -> Result<Output, EngineError> {
+        lazy::materialize(self, output, label)
+    }
+
+    /// Runs `node` without the cache and without a log (a re-run standing in for a cache
+    /// blob that could not be used).
+    pub(crate) fn execute_node(
+        &self,
+        id: NodeId,
+        node: &Node,
+        inputs: &[Output],
+    ) -> Result<Output, EngineError> {
+        self.execute(id, node, inputs, &|_| {})
     }
 
     pub fn snapshotter(&self) -> &Snapshotter {
@@ -148,9 +190,19 @@ impl Executor for Engine {
         log: &dyn Fn(&str),
     ) -> Result<Output, EngineError> {
         let label = node.descriptions.first().cloned().unwrap_or_default();
+        let materialized;
+        let inputs = if matches!(node.op, Op::Exec(_) | Op::File(_) | Op::Merge) {
+            materialized = inputs
+                .iter()
+                .map(|input| self.materialize(input, &label))
+                .collect::<Result<Vec<_>, _>>()?;
+            &materialized[..]
+        } else {
+            inputs
+        };
         match &node.op {
             Op::Scratch => Ok(Output::Fs(None)),
-            Op::Image(source) => images::unpack_image(self, source, &label),
+            Op::Image(source) => images::image_output(self, source),
             Op::Local(local) => {
                 if local.name.is_empty() {
                     return Err(EngineError::Input(
