@@ -1,5 +1,6 @@
 //! kiln's image store seen by lowering (configs) and by the engine (layers): images are
-//! looked up by name or digest; `oci-layout://` references are imported first.
+//! looked up by name or digest; `oci-layout://` references are imported first; references
+//! the store does not have (or every one under `--pull`) are resolved in their registry.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,6 +10,7 @@ use kiln_exporter::{OciLayoutRef, load_image, parse_platform};
 use kiln_graph::lower::{HistoryEntry, ImageResolver, ImageState, ResolvedImage, RuntimeConfig};
 use kiln_store::Store;
 
+use super::pull::RegistryPulls;
 use crate::engine::{ImageLayer, ImageLayers};
 
 pub struct StoreImages {
@@ -16,6 +18,7 @@ pub struct StoreImages {
     opened: Mutex<HashMap<String, Arc<StoredImage>>>,
     /// Every reference resolved, with the manifest digest it resolved to.
     resolved: Mutex<Vec<(String, String)>>,
+    registry: Option<RegistryPulls>,
 }
 
 impl StoreImages {
@@ -24,7 +27,46 @@ impl StoreImages {
             store,
             opened: Mutex::new(HashMap::new()),
             resolved: Mutex::new(Vec::new()),
+            registry: None,
         }
+    }
+
+    /// Resolves references the store does not have in their registries (all of them when
+    /// `pull` is set, as `--pull` does).
+    pub fn with_registry(mut self, options: kiln_registry::ClientOptions, pull: bool) -> Self {
+        self.registry = Some(RegistryPulls::new(options, pull));
+        self
+    }
+
+    /// The registry client, made on first use; `None` when this build has no registry
+    /// access.
+    pub fn registry(&self) -> Option<Result<&kiln_registry::Client, String>> {
+        self.registry.as_ref().map(RegistryPulls::client)
+    }
+
+    /// Whether `--pull` asked for fresh registry lookups.
+    pub fn pulls_always(&self) -> bool {
+        self.registry.as_ref().is_some_and(RegistryPulls::always)
+    }
+
+    /// Looks `reference` up in its registry (or the store's memory of that lookup) and
+    /// opens the image it names, whose layers may not be fetched yet.
+    fn resolve_in_registry(
+        &self,
+        registry: &RegistryPulls,
+        reference: &str,
+        platform: &str,
+    ) -> Result<(String, Arc<StoredImage>), String> {
+        let manifest = registry.resolve(&self.store, reference, platform)?;
+        let key = manifest.to_string();
+        let stored = Arc::new(
+            imagestore::open_pulled(&self.store, &manifest).map_err(|e| e.to_string())?,
+        );
+        self.opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone(), stored.clone());
+        Ok((key, stored))
     }
 
     fn open(&self, key: &str) -> Result<Arc<StoredImage>, String> {
@@ -52,11 +94,38 @@ impl StoreImages {
             .clone()
     }
 
-    /// The manifest digest `reference` names in the store now.
+    /// The manifest digest `reference` names now: in the store, else (or always under
+    /// `--pull`) in its registry or the store's memory of the last lookup there.
     pub fn current_digest(&self, reference: &str) -> Option<String> {
-        imagestore::open(&self.store, reference)
+        if !self.pulls_always()
+            && let Ok(stored) = imagestore::open(&self.store, reference)
+        {
+            return Some(stored.manifest_digest.to_string());
+        }
+        let registry = self.registry.as_ref()?;
+        let platform = kiln_registry::Platform::host().to_string();
+        registry
+            .resolve(&self.store, reference, &platform)
             .ok()
-            .map(|s| s.manifest_digest.to_string())
+            .map(|d| d.to_string())
+    }
+
+    /// Repositories the images resolved so far were pulled from: pushes mount their
+    /// layers from there instead of uploading them.
+    pub fn pulled_sources(&self) -> Vec<kiln_registry::Reference> {
+        let mut out: Vec<kiln_registry::Reference> = Vec::new();
+        for (_, digest) in self.resolutions() {
+            let Ok(digest) = kiln_store::Digest::parse(&digest) else {
+                continue;
+            };
+            if let Ok(Some(repository)) = self.store.pulled_repository(&digest)
+                && let Ok(reference) = kiln_registry::Reference::parse(&repository)
+                && !out.contains(&reference)
+            {
+                out.push(reference);
+            }
+        }
+        out
     }
 
     /// Imports the image an `oci-layout://` reference names and returns its manifest digest.
@@ -84,12 +153,30 @@ impl ImageResolver for StoreImages {
         } else {
             (reference.to_string(), String::new())
         };
-        let stored = self.open(&key).map_err(|e| {
-            format!(
-                "image {reference:?} is not in kiln's image store ({e}); load it with `kiln load -i ARCHIVE`, \
-                 import it with `kiln import`, build it with `-t`, or pass --build-context {reference}=oci-layout:///PATH"
-            )
-        })?;
+        let local = if shown.is_empty() && self.pulls_always() {
+            Err("--pull looks every image up in its registry".to_string())
+        } else {
+            self.open(&key)
+        };
+        let stored = match (local, &self.registry) {
+            (Ok(stored), _) => stored,
+            (Err(e), Some(registry)) if shown.is_empty() => {
+                match self.resolve_in_registry(registry, reference, platform) {
+                    Ok((_, stored)) => stored,
+                    Err(pull_error) => {
+                        return Err(format!(
+                            "image {reference:?} is not in kiln's image store ({e}) and could not be pulled: {pull_error}"
+                        ));
+                    }
+                }
+            }
+            (Err(e), _) => {
+                return Err(format!(
+                    "image {reference:?} is not in kiln's image store ({e}); load it with `kiln load -i ARCHIVE`, \
+                     import it with `kiln import`, build it with `-t`, or pass --build-context {reference}=oci-layout:///PATH"
+                ));
+            }
+        };
         let name = if shown.is_empty() {
             stored.names.first().cloned().unwrap_or(key)
         } else {
@@ -110,6 +197,12 @@ impl ImageResolver for StoreImages {
 impl ImageLayers for StoreImages {
     fn image_layers(&self, manifest_digest: &str) -> Result<Vec<ImageLayer>, String> {
         let stored = self.open(manifest_digest)?;
+        // Layers of a pulled image come from its registry the first time they are needed.
+        let source = match &self.registry {
+            Some(registry) if stored.layers.iter().any(|l| !l.path.exists()) => registry
+                .blob_source(&self.store, &stored.manifest_digest)?,
+            _ => None,
+        };
         Ok(stored
             .layers
             .iter()
@@ -119,6 +212,7 @@ impl ImageLayers for StoreImages {
                 media_type: l.media_type.to_string(),
                 size: l.size,
                 path: l.path.clone(),
+                source: source.clone(),
             })
             .collect())
     }

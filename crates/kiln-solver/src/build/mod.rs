@@ -3,6 +3,7 @@
 //! the same graph so that shared ops run once.
 
 mod images;
+mod pull;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use kiln_graph::lower::{
 };
 
 pub use images::StoreImages;
+pub use pull::RegistryBlobs;
 
 /// What one Dockerfile build asks for.
 #[derive(Debug, Clone, Default)]

@@ -41,11 +41,11 @@ pub fn stage_image(
             .map_err(EngineError::Input)?
         {
             layers.push(LayerDescriptor {
-                media_type: MediaType::from(layer.media_type.as_str()),
+                media_type: MediaType::from(oci_layer_type(&layer.media_type)),
                 digest: parse_digest(&layer.digest)?,
                 size: layer.size,
                 diff_id: parse_digest(&layer.diff_id)?,
-                path: layer.path,
+                path: super::images::layer_blob(engine, &layer)?,
             });
         }
     }
@@ -254,6 +254,16 @@ fn image_config(image: &ImageState) -> ImageConfig {
             shell: c.shell.clone().unwrap_or_default(),
         },
         ..ImageConfig::default()
+    }
+}
+
+/// kiln writes OCI manifests: a base layer pulled with a Docker media type is the same
+/// bytes under its OCI name.
+fn oci_layer_type(media_type: &str) -> &str {
+    match media_type {
+        "application/vnd.docker.image.rootfs.diff.tar.gzip" => "application/vnd.oci.image.layer.v1.tar+gzip",
+        "application/vnd.docker.image.rootfs.diff.tar" => "application/vnd.oci.image.layer.v1.tar",
+        other => other,
     }
 }
 

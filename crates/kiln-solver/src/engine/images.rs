@@ -7,11 +7,11 @@ use std::sync::Arc;
 use kiln_graph::ImageSource;
 use sha2::{Digest as _, Sha256};
 
-use super::lazy::{BlobLocation, LazyFs, LazyLayer};
+use super::lazy::{BlobLocation, BlobSource, LazyFs, LazyLayer};
 use super::{Engine, EngineError, Output};
 
 /// One layer of a stored image.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ImageLayer {
     /// sha256 of the uncompressed tar.
     pub diff_id: String,
@@ -19,8 +19,10 @@ pub struct ImageLayer {
     pub digest: String,
     pub media_type: String,
     pub size: u64,
-    /// Where the blob is on disk.
+    /// Where the blob is on disk, or goes once fetched.
     pub path: PathBuf,
+    /// Where a blob not yet on disk comes from (a pulled image's registry).
+    pub source: Option<Arc<dyn BlobSource>>,
 }
 
 /// Finds the layers of images by manifest digest (kiln's image store implements it).
@@ -71,13 +73,35 @@ pub(crate) fn image_output(engine: &Engine, source: &ImageSource) -> Result<Outp
                 digest: layer.digest,
                 media_type: layer.media_type,
                 size: layer.size,
-                location: BlobLocation::Local(layer.path),
+                location: match layer.source {
+                    Some(source) if !layer.path.exists() => BlobLocation::Remote(source),
+                    _ => BlobLocation::Local(layer.path),
+                },
                 written_with: None,
                 rerun: None,
             })
             .collect(),
         own_top: false,
     })))
+}
+
+/// The path of `layer`'s blob in the store, fetched from its source first when missing
+/// (an export needs the bytes of a base layer no step unpacked).
+pub(crate) fn layer_blob(engine: &Engine, layer: &ImageLayer) -> Result<PathBuf, EngineError> {
+    let (Some(source), false) = (&layer.source, layer.path.exists()) else {
+        return Ok(layer.path.clone());
+    };
+    let fail = |message: String| EngineError::Blob {
+        digest: layer.digest.clone(),
+        message: format!("{}: {message}", source.describe()),
+    };
+    let digest = kiln_store::Digest::parse(&layer.digest).map_err(|e| fail(e.to_string()))?;
+    let reader = source.open_blob(&layer.digest, layer.size).map_err(fail)?;
+    let store = engine.store();
+    store
+        .put_blob_expecting(reader, &digest)
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(store.blob_path(&digest))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 mod export;
 mod outputs;
 mod policy;
+mod push;
 mod shortcut;
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +27,7 @@ use crate::{Event, SolveOptions, solve};
 pub use export::{ExportRequest, ExportedImage};
 pub use outputs::{OutputKind, OutputSpec, parse_output};
 pub use policy::{cache_policy, check_entitlements, step_scope};
+pub use push::{PushReport, push_image};
 pub use shortcut::ShortcutInputs;
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,8 @@ pub enum SessionError {
     ImageStore(#[from] kiln_exporter::imagestore::ImageStoreError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Registry(String),
 }
 
 /// A store, its images and an engine, ready to solve graphs.
@@ -65,9 +69,19 @@ impl Session {
         store: Arc<Store>,
         secrets: HashMap<String, SecretSource>,
     ) -> Result<Self, SessionError> {
+        Self::open_with_images(store.clone(), secrets, StoreImages::new(store))
+    }
+
+    /// Like [`Session::open`], with images resolved by `images` (which may reach
+    /// registries).
+    pub fn open_with_images(
+        store: Arc<Store>,
+        secrets: HashMap<String, SecretSource>,
+        images: StoreImages,
+    ) -> Result<Self, SessionError> {
         let runc = kiln_worker::runc::RuncExecutor::new(&store);
         kiln_worker::cleanup_stale(&store, &runc)?;
-        let images = Arc::new(StoreImages::new(store.clone()));
+        let images = Arc::new(images);
         let cancel = CancelToken::new();
         let engine = Engine::new(
             store.clone(),
@@ -149,7 +163,50 @@ impl Session {
     ) -> Result<ExportedImage, SessionError> {
         check_outputs(request)?;
         let _gc = self.store.lock("gc")?;
-        export::write_outputs(&self.store, built, request)
+        let exported = export::write_outputs(&self.store, built, request)?;
+        self.push_outputs(built, request)?;
+        Ok(exported)
+    }
+
+    /// Pushes `built` under the names of every output that asks for it (`--push`,
+    /// `type=registry`, `type=image,push=true`).
+    fn push_outputs(
+        &self,
+        built: &kiln_exporter::BuiltImage,
+        request: &ExportRequest,
+    ) -> Result<Option<PushReport>, SessionError> {
+        let mut names: Vec<String> = Vec::new();
+        for output in request.outputs.iter().filter(|o| o.push) {
+            let listed = if output.names.is_empty() {
+                &request.tags
+            } else {
+                &output.names
+            };
+            for name in listed {
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        }
+        if request.outputs.iter().any(|o| o.push) && names.is_empty() {
+            return Err(SessionError::Unsupported(
+                "nothing to push to: give the image a name with -t or --output type=registry,name=REF".into(),
+            ));
+        }
+        if names.is_empty() {
+            return Ok(None);
+        }
+        let client = self
+            .images
+            .registry()
+            .ok_or_else(|| {
+                SessionError::Unsupported(
+                    "pushing needs registry access, which this build has not".into(),
+                )
+            })?
+            .map_err(SessionError::Registry)?;
+        let mounts = self.images.pulled_sources();
+        push::push_image(client, &self.store, built, &names, &mounts).map(Some)
     }
 
     /// Writes `stage`'s image to kiln's store and every requested output.
@@ -209,6 +266,7 @@ impl Session {
             },
         )?;
         let exported = export::write_outputs(&self.store, &built, request)?;
+        self.push_outputs(&built, request)?;
         // The final snapshot chain of each named image is what GC keeps first.
         if let Some(top) = solved.outputs.get(&stage.fs).and_then(Output::snapshot) {
             for name in &exported.names {

@@ -88,7 +88,12 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
             }
         }
     }
-    let session = open_session(run.root, secrets)?;
+    // `--pull` reaches the targets as `*.pull=true`.
+    let pull = wanted
+        .iter()
+        .filter_map(|name| resolved.targets.get(name))
+        .any(|target| target.pull == Some(true));
+    let session = open_session(run.root, secrets, pull)?;
     let mut planner = Planner {
         resolved,
         cwd: run.cwd,
@@ -379,12 +384,6 @@ fn export_request(target: &Target, name: &str) -> Result<ExportRequest, Failure>
             .collect::<Vec<_>>()
             .join(",");
         outputs.push(parse_output(&text).map_err(|e| format!("[{name}] {e}"))?);
-    }
-    if outputs.iter().any(|o| o.push) {
-        return Err(format!(
-            "[{name}] pushing to a registry is not supported by this version of kiln"
-        )
-        .into());
     }
     let epoch = target
         .args

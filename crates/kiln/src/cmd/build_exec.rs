@@ -63,16 +63,6 @@ fn prepare(
     if args.push {
         outputs.push(parse_output("type=registry")?);
     }
-    if outputs
-        .iter()
-        .any(|o| o.push || o.kind == OutputKind::Registry)
-    {
-        return Err(Failure {
-            message: "pushing to a registry (--push, type=registry, push=true) is not supported by this version of kiln"
-                .into(),
-            code: 2,
-        });
-    }
     for flag in unserved_flags(args) {
         eprintln!(
             "WARNING: {flag} is accepted but not served by this version of kiln; it has no effect"
@@ -158,7 +148,6 @@ fn unserved_flags(args: &BuildArgs) -> Vec<&'static str> {
         (args.shm_size.is_some(), "--shm-size"),
         (!args.ulimits.is_empty(), "--ulimit"),
         (args.cgroup_parent.is_some(), "--cgroup-parent"),
-        (args.pull, "--pull (kiln does not pull from registries yet)"),
         (
             args.network != "default",
             "--network (set it per step with RUN --network)",
@@ -182,7 +171,7 @@ pub fn run_build(
         message: m,
         code: 2,
     })?;
-    let session = open_session(root, plan_input.secrets.clone())?;
+    let session = open_session(root, plan_input.secrets.clone(), args.pull)?;
     let request = ExportRequest {
         tags: plan_input.tags.clone(),
         outputs: plan_input.outputs.clone(),
@@ -345,12 +334,22 @@ fn shortcut_fingerprint(args: &BuildArgs, plan: &Plan) -> Option<String> {
 pub fn open_session(
     root: Option<&Path>,
     secrets: HashMap<String, SecretSource>,
+    pull: bool,
 ) -> Result<Session, Failure> {
-    let session = Session::open(open_store(root)?, secrets)?;
+    let store = open_store(root)?;
+    let images = registry_images(store.clone(), pull)?;
+    let session = Session::open_with_images(store, secrets, images)?;
     let on_signal = session.cancel_token().clone();
     // One handler per process; kiln runs one session per process.
     let _ = ctrlc::set_handler(move || on_signal.cancel());
     Ok(session)
+}
+
+/// The store's images, with registries reached as docker's configuration says (credentials
+/// from `~/.docker/config.json`, plain HTTP for `KILN_INSECURE_REGISTRIES` and loopback).
+pub fn registry_images(store: Arc<Store>, pull: bool) -> Result<StoreImages, Failure> {
+    let options = super::login::client_options()?;
+    Ok(StoreImages::new(store).with_registry(options, pull))
 }
 
 /// Solves with the progress display; a cancelled build exits 130 like an interrupted
@@ -401,7 +400,7 @@ pub fn print_plan(
 ) -> Result<(), Failure> {
     let plan_input = prepare(args, label, text, build_args)?;
     let store = open_store(root)?;
-    let images = StoreImages::new(store);
+    let images = registry_images(store, args.pull)?;
     let mut graph = Graph::new();
     let stage = plan(&mut graph, &images, &plan_input.request)?;
     let document = serde_json::json!({

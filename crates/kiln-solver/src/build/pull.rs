@@ -1,0 +1,158 @@
+//! Base images from registries: a reference not in kiln's image store (or any reference
+//! under `--pull`) is resolved in its registry; only the manifest and config are fetched
+//! then, and each layer blob the first time a step needs the filesystem or an export needs
+//! the bytes. The resolution is remembered in the store so later builds work offline
+//! until `--pull` asks again.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use kiln_registry::{Client, ClientOptions, Descriptor, Platform as RegistryPlatform, Reference};
+use kiln_store::{Digest, Store};
+
+use crate::engine::BlobSource;
+
+/// Registry access for one build.
+pub struct RegistryPulls {
+    options: ClientOptions,
+    /// Made on first use: most builds (and every short-cut answer) never talk to a registry.
+    client: OnceLock<Result<Client, String>>,
+    /// `--pull`: look every reference up again, once per process.
+    always: bool,
+    looked_up: Mutex<HashSet<(String, String)>>,
+}
+
+impl RegistryPulls {
+    pub fn new(options: ClientOptions, always: bool) -> Self {
+        Self {
+            options,
+            client: OnceLock::new(),
+            always,
+            looked_up: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn client(&self) -> Result<&Client, String> {
+        self.client
+            .get_or_init(|| Client::new(self.options.clone()).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    pub fn always(&self) -> bool {
+        self.always
+    }
+
+    /// The manifest digest `reference` names for `platform`: remembered, or looked up in the
+    /// registry (manifest and config stored, layers not fetched).
+    pub fn resolve(&self, store: &Store, reference: &str, platform: &str) -> Result<Digest, String> {
+        let parsed = Reference::parse(reference).map_err(|e| e.to_string())?;
+        let name = canonical(&parsed);
+        let key = (name.clone(), platform.to_string());
+        let fresh = self
+            .looked_up
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&key);
+        if (!self.always || fresh)
+            && let Some(known) = store.pulled_image(&name, platform).map_err(|e| e.to_string())?
+            && store.has_blob(&known.manifest)
+            && kiln_exporter::imagestore::open_pulled(store, &known.manifest).is_ok()
+        {
+            return Ok(known.manifest);
+        }
+        let wanted = RegistryPlatform::parse(platform).map_err(|e| e.to_string())?;
+        let pulled = self
+            .client()?
+            .pull(&parsed, &wanted)
+            .map_err(|e| e.to_string())?;
+        let manifest = store
+            .put_blob_expecting(pulled.manifest.bytes.as_slice(), &parse(&pulled.manifest.digest)?)
+            .map_err(|e| e.to_string())?;
+        store
+            .put_blob_expecting(pulled.config_bytes.as_slice(), &parse(&pulled.config.digest)?)
+            .map_err(|e| e.to_string())?;
+        store
+            .record_pulled_image(&name, platform, &manifest, &repository(&parsed))
+            .map_err(|e| e.to_string())?;
+        self.looked_up
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key);
+        Ok(manifest)
+    }
+
+    /// Where the layer blobs of the pulled image `manifest` come from, if it was pulled.
+    pub fn blob_source(
+        &self,
+        store: &Arc<Store>,
+        manifest: &Digest,
+    ) -> Result<Option<Arc<dyn BlobSource>>, String> {
+        let Some(repository) = store
+            .pulled_repository(manifest)
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let reference = Reference::parse(&repository).map_err(|e| e.to_string())?;
+        Ok(Some(Arc::new(RegistryBlobs {
+            client: self.client()?.clone(),
+            store: store.clone(),
+            reference,
+        })))
+    }
+}
+
+/// Layer blobs of one repository, fetched when a step or an export first needs them.
+pub struct RegistryBlobs {
+    client: Client,
+    store: Arc<Store>,
+    reference: Reference,
+}
+
+impl BlobSource for RegistryBlobs {
+    fn describe(&self) -> String {
+        format!("{}/{}", self.reference.registry, self.reference.repository)
+    }
+
+    fn open_blob(&self, digest: &str, size: u64) -> Result<Box<dyn Read + Send>, String> {
+        let parsed = parse(digest)?;
+        // The client verifies digest and size before the file is renamed into place.
+        let tmp = self.store.tmp_dir().join(format!(
+            "blob-pull-{}-{}",
+            parsed.hex(),
+            std::process::id()
+        ));
+        let descriptor = Descriptor::new("application/octet-stream", digest, size);
+        self.client
+            .fetch_blob(&self.reference, &descriptor, &tmp)
+            .map_err(|e| e.to_string())?;
+        let file = std::fs::File::open(&tmp).map_err(|e| e.to_string());
+        // The open file stays readable after its name is gone: nothing is left behind.
+        let _ = std::fs::remove_file(&tmp);
+        Ok(Box::new(file?))
+    }
+}
+
+/// `registry/repository:tag[@digest]` with docker's defaults filled in.
+fn canonical(reference: &Reference) -> String {
+    let mut name = repository(reference);
+    if let Some(tag) = &reference.tag {
+        name.push(':');
+        name.push_str(tag);
+    }
+    if let Some(digest) = &reference.digest {
+        name.push('@');
+        name.push_str(digest);
+    }
+    name
+}
+
+fn repository(reference: &Reference) -> String {
+    format!("{}/{}", reference.registry, reference.repository)
+}
+
+fn parse(digest: &str) -> Result<Digest, String> {
+    Digest::parse(digest).map_err(|e| e.to_string())
+}
