@@ -6,6 +6,7 @@ pub mod build;
 mod build_call;
 mod build_exec;
 mod images;
+pub mod login;
 pub mod prune;
 
 #[derive(clap::Subcommand, Debug)]
@@ -28,6 +29,10 @@ pub enum Command {
     Du(prune::DuArgs),
     /// Remove build cache
     Prune(prune::PruneArgs),
+    /// Log in to a registry (credentials go where docker keeps them)
+    Login(login::LoginArgs),
+    /// Log out from a registry
+    Logout(login::LogoutArgs),
 }
 
 pub fn run(command: Command, globals: &crate::Globals) -> i32 {
@@ -42,5 +47,7 @@ pub fn run(command: Command, globals: &crate::Globals) -> i32 {
         Command::Import(args) => images::run_import(&args, root),
         Command::Du(args) => prune::run_du(&args, root),
         Command::Prune(args) => prune::run_prune(&args, root),
+        Command::Login(args) => login::run_login(&args),
+        Command::Logout(args) => login::run_logout(&args),
     }
 }
