@@ -59,9 +59,8 @@ impl StoreImages {
     ) -> Result<(String, Arc<StoredImage>), String> {
         let manifest = registry.resolve(&self.store, reference, platform)?;
         let key = manifest.to_string();
-        let stored = Arc::new(
-            imagestore::open_pulled(&self.store, &manifest).map_err(|e| e.to_string())?,
-        );
+        let stored =
+            Arc::new(imagestore::open_pulled(&self.store, &manifest).map_err(|e| e.to_string())?);
         self.opened
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -199,8 +198,9 @@ impl ImageLayers for StoreImages {
         let stored = self.open(manifest_digest)?;
         // Layers of a pulled image come from its registry the first time they are needed.
         let source = match &self.registry {
-            Some(registry) if stored.layers.iter().any(|l| !l.path.exists()) => registry
-                .blob_source(&self.store, &stored.manifest_digest)?,
+            Some(registry) if stored.layers.iter().any(|l| !l.path.exists()) => {
+                registry.blob_source(&self.store, &stored.manifest_digest)?
+            }
             _ => None,
         };
         Ok(stored

@@ -46,7 +46,12 @@ impl RegistryPulls {
 
     /// The manifest digest `reference` names for `platform`: remembered, or looked up in the
     /// registry (manifest and config stored, layers not fetched).
-    pub fn resolve(&self, store: &Store, reference: &str, platform: &str) -> Result<Digest, String> {
+    pub fn resolve(
+        &self,
+        store: &Store,
+        reference: &str,
+        platform: &str,
+    ) -> Result<Digest, String> {
         let parsed = Reference::parse(reference).map_err(|e| e.to_string())?;
         let name = canonical(&parsed);
         let key = (name.clone(), platform.to_string());
@@ -56,7 +61,9 @@ impl RegistryPulls {
             .unwrap_or_else(|p| p.into_inner())
             .contains(&key);
         if (!self.always || fresh)
-            && let Some(known) = store.pulled_image(&name, platform).map_err(|e| e.to_string())?
+            && let Some(known) = store
+                .pulled_image(&name, platform)
+                .map_err(|e| e.to_string())?
             && store.has_blob(&known.manifest)
             && kiln_exporter::imagestore::open_pulled(store, &known.manifest).is_ok()
         {
@@ -68,10 +75,16 @@ impl RegistryPulls {
             .pull(&parsed, &wanted)
             .map_err(|e| e.to_string())?;
         let manifest = store
-            .put_blob_expecting(pulled.manifest.bytes.as_slice(), &parse(&pulled.manifest.digest)?)
+            .put_blob_expecting(
+                pulled.manifest.bytes.as_slice(),
+                &parse(&pulled.manifest.digest)?,
+            )
             .map_err(|e| e.to_string())?;
         store
-            .put_blob_expecting(pulled.config_bytes.as_slice(), &parse(&pulled.config.digest)?)
+            .put_blob_expecting(
+                pulled.config_bytes.as_slice(),
+                &parse(&pulled.config.digest)?,
+            )
             .map_err(|e| e.to_string())?;
         store
             .record_pulled_image(&name, platform, &manifest, &repository(&parsed))
@@ -119,11 +132,10 @@ impl BlobSource for RegistryBlobs {
     fn open_blob(&self, digest: &str, size: u64) -> Result<Box<dyn Read + Send>, String> {
         let parsed = parse(digest)?;
         // The client verifies digest and size before the file is renamed into place.
-        let tmp = self.store.tmp_dir().join(format!(
-            "blob-pull-{}-{}",
-            parsed.hex(),
-            std::process::id()
-        ));
+        let tmp =
+            self.store
+                .tmp_dir()
+                .join(format!("blob-pull-{}-{}", parsed.hex(), std::process::id()));
         let descriptor = Descriptor::new("application/octet-stream", digest, size);
         self.client
             .fetch_blob(&self.reference, &descriptor, &tmp)

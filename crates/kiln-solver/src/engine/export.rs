@@ -261,7 +261,9 @@ fn image_config(image: &ImageState) -> ImageConfig {
 /// bytes under its OCI name.
 fn oci_layer_type(media_type: &str) -> &str {
     match media_type {
-        "application/vnd.docker.image.rootfs.diff.tar.gzip" => "application/vnd.oci.image.layer.v1.tar+gzip",
+        "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        }
         "application/vnd.docker.image.rootfs.diff.tar" => "application/vnd.oci.image.layer.v1.tar",
         other => other,
     }

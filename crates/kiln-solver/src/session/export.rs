@@ -32,6 +32,17 @@ pub struct ExportedImage {
 }
 
 impl ExportedImage {
+    /// No image was made (`type=cacheonly`).
+    pub fn none() -> Self {
+        ExportedImage {
+            manifest_digest: String::new(),
+            config_digest: String::new(),
+            manifest_media_type: String::new(),
+            manifest_size: 0,
+            names: Vec::new(),
+        }
+    }
+
     pub fn metadata(&self) -> serde_json::Value {
         serde_json::json!({
             "containerimage.digest": self.manifest_digest,

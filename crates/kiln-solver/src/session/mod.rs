@@ -218,6 +218,11 @@ impl Session {
         request: &ExportRequest,
     ) -> Result<ExportedImage, SessionError> {
         check_outputs(request)?;
+        if only_cache(request) {
+            // `type=cacheonly`: the steps are in the cache; no image is made, so no base
+            // layer is fetched for one.
+            return Ok(ExportedImage::none());
+        }
         // Garbage collection must not remove a layer blob this export found and reuses
         // before the image that references it is tagged.
         let _gc = self.store.lock("gc")?;
@@ -277,6 +282,17 @@ impl Session {
         }
         Ok(exported)
     }
+}
+
+/// Whether the build keeps nothing but the cache (`--output type=cacheonly`, no tag).
+fn only_cache(request: &ExportRequest) -> bool {
+    !request.outputs.is_empty()
+        && request.tags.is_empty()
+        && !request.load
+        && request
+            .outputs
+            .iter()
+            .all(|o| o.kind == OutputKind::CacheOnly)
 }
 
 /// Output combinations that cannot be written, refused before any work.

@@ -9,8 +9,8 @@ use kiln_solver::build::{BuildRequest, StoreImages, parse_build_context, plan};
 use kiln_solver::engine::cache::Miss;
 use kiln_solver::engine::{SecretSource, parse_secret_flag};
 use kiln_solver::session::{
-    ExportRequest, ExportedImage, OutputKind, OutputSpec, Session, SessionError, ShortcutInputs,
-    SolveSettings, Solved, cache_policy, check_entitlements, parse_output, step_scope,
+    ExportRequest, ExportedImage, OutputSpec, Session, SessionError, ShortcutInputs, SolveSettings,
+    Solved, cache_policy, check_entitlements, parse_output, step_scope,
 };
 use kiln_store::Store;
 
@@ -270,7 +270,9 @@ fn build_the_long_way(
             Some(kiln_graph::Op::Http(_))
         )
     });
-    if let (Some(fingerprint), false) = (fingerprint, fetches) {
+    // A cache-only build made no image to answer with.
+    let made_image = !exported.manifest_digest.is_empty();
+    if let (Some(fingerprint), false, true) = (fingerprint, fetches, made_image) {
         let inputs = ShortcutInputs {
             images: session.images.resolutions(),
             reads: outcome.reads.clone(),
