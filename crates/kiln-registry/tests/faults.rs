@@ -107,6 +107,30 @@ fn uploads_restart_after_a_dropped_connection() {
 }
 
 #[test]
+fn stalled_transfers_time_out_and_are_retried() {
+    let (_reg, proxy, img, work) = setup();
+    let c = Client::new(ClientOptions {
+        read_timeout: Duration::from_millis(300),
+        ..support::options()
+    })
+    .unwrap();
+    proxy.only_requests_containing("GET /v2/app/blobs/");
+    proxy.stall_requests(1);
+    let dest = work.path().join("layer");
+    let start = Instant::now();
+    c.fetch_blob(&proxy.reference("app"), &img.layers[0], &dest)
+        .unwrap();
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(std::fs::read(&dest).unwrap(), pseudo_random(5000, 1));
+    assert_eq!(
+        count(&proxy, "GET /v2/app/blobs/"),
+        2,
+        "{:?}",
+        proxy.requests()
+    );
+}
+
+#[test]
 fn server_errors_are_retried_then_reported() {
     let (_reg, proxy, img, _work) = setup();
     let c = client();
