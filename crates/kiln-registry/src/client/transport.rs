@@ -147,8 +147,8 @@ impl Client {
             let may_retry = call.retry && attempt < options.max_retries;
             let response = match request.send() {
                 Ok(r) => r,
-                Err(e) if may_retry => {
-                    let _ = e;
+                // A request that could not even be built fails the same way every time.
+                Err(e) if may_retry && !e.is_builder() => {
                     std::thread::sleep(self.backoff(attempt));
                     attempt += 1;
                     continue;
