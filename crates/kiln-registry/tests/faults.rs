@@ -279,3 +279,33 @@ fn a_blob_longer_than_its_descriptor_is_cut_off() {
     assert!(matches!(err, RegistryError::SizeMismatch { .. }), "{err}");
     assert!(!dest.exists());
 }
+
+#[test]
+fn unreachable_registry_is_a_clear_transport_error() {
+    // A port nothing listens on: bind, note it, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let c = Client::new(ClientOptions {
+        max_retries: 1,
+        ..support::options()
+    })
+    .unwrap();
+    let r = kiln_registry::Reference::parse(&format!("127.0.0.1:{port}/app:1")).unwrap();
+    let err = c.get_manifest(&r).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, RegistryError::Transport { .. }), "{text}");
+    assert!(
+        text.contains(&format!("127.0.0.1:{port}/app")) && text.contains("manifest 1"),
+        "{text}"
+    );
+    assert!(text.to_lowercase().contains("connection refused"), "{text}");
+    // Registry-wide requests name just the registry.
+    let text = c
+        .ping(&format!("127.0.0.1:{port}"))
+        .unwrap_err()
+        .to_string();
+    assert!(text.starts_with(&format!("127.0.0.1:{port}: ")), "{text}");
+}
