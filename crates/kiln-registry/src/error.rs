@@ -29,7 +29,8 @@ pub enum RegistryError {
     },
 
     #[error(
-        "{registry}/{repository}: {operation}: unauthorized{}; log in with `kiln login {registry}` or check the credentials for it",
+        "{}: {operation}: unauthorized{}; log in with `kiln login {registry}` or check the credentials for it",
+        place(registry, repository),
         registry_message(code, message)
     )]
     Unauthorized {
@@ -40,17 +41,25 @@ pub enum RegistryError {
         message: Option<String>,
     },
 
-    #[error("{registry}: {operation}: {source}")]
+    /// The registry could not be reached or the connection failed (after retries).
+    #[error("{}: {operation}: {detail}", place(registry, repository))]
     Transport {
         registry: String,
+        repository: String,
         operation: String,
+        /// The whole cause chain in one line (reqwest's own message alone is vague).
+        detail: String,
         #[source]
         source: reqwest::Error,
     },
 
-    #[error("{registry}: {operation}: reading the response: {source}")]
+    #[error(
+        "{}: {operation}: reading the response: {source}",
+        place(registry, repository)
+    )]
     BodyRead {
         registry: String,
+        repository: String,
         operation: String,
         #[source]
         source: std::io::Error,
@@ -122,6 +131,15 @@ impl RegistryError {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// `registry/repository`, or just the registry for registry-wide requests.
+fn place(registry: &str, repository: &str) -> String {
+    if repository.is_empty() {
+        registry.to_string()
+    } else {
+        format!("{registry}/{repository}")
     }
 }
 

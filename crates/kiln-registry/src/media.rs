@@ -149,9 +149,11 @@ impl Platform {
         }
     }
 
+    /// Entries without a variant mean the architecture's usual one.
     fn normalised_variant(&self) -> Option<String> {
         match (&self.variant, self.architecture.as_str()) {
             (None, "arm64") => Some("v8".to_string()),
+            (None, "arm") => Some("v7".to_string()),
             (v, _) => v.clone(),
         }
     }
@@ -278,6 +280,9 @@ mod tests {
         assert_eq!(p.to_string(), "linux/arm64/v8");
         assert!(Platform::new("linux", "arm64", None).satisfies(&p));
         assert!(!Platform::new("linux", "arm", Some("v7")).satisfies(&p));
+        let armv7 = Platform::parse("linux/arm/v7").unwrap();
+        assert!(Platform::new("linux", "arm", None).satisfies(&armv7));
+        assert!(!Platform::new("linux", "arm", Some("v6")).satisfies(&armv7));
         assert!(
             Platform::new("linux", "arm", Some("v7"))
                 .satisfies(&Platform::parse("linux/arm").unwrap())

@@ -400,6 +400,46 @@ mod tests {
     }
 
     #[test]
+    fn familiar_form_parses_back_and_odd_input_never_panics() {
+        for s in [
+            "busybox",
+            "user/app:1",
+            "h.io:5000/a/b:c",
+            "localhost/x",
+            "docker.io/library/a/b",
+        ] {
+            let r = Reference::parse(s).unwrap();
+            assert_eq!(Reference::parse(&r.familiar()).unwrap(), r, "{s}");
+            assert_eq!(Reference::parse(&r.to_string()).unwrap(), r, "{s}");
+        }
+        for s in [
+            "@",
+            ":",
+            "/",
+            "//",
+            "a@",
+            "a@@b",
+            "[",
+            "[::1",
+            "[zz]:1/a",
+            "h:/a",
+            "h.io:/a",
+            "a/",
+            "/a",
+            "é",
+            "a/é",
+            "h.io:5000",
+            "a:b:c",
+            "A/b",
+            "-/a",
+            "h-.io/a",
+            "a/b:c/d",
+        ] {
+            let _ = Reference::parse(s);
+        }
+    }
+
+    #[test]
     fn digests_are_checked() {
         assert!(validate_digest(D).is_ok());
         assert!(validate_digest("sha256:ABC").is_err());

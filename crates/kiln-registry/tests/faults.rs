@@ -107,6 +107,30 @@ fn uploads_restart_after_a_dropped_connection() {
 }
 
 #[test]
+fn stalled_transfers_time_out_and_are_retried() {
+    let (_reg, proxy, img, work) = setup();
+    let c = Client::new(ClientOptions {
+        read_timeout: Duration::from_millis(300),
+        ..support::options()
+    })
+    .unwrap();
+    proxy.only_requests_containing("GET /v2/app/blobs/");
+    proxy.stall_requests(1);
+    let dest = work.path().join("layer");
+    let start = Instant::now();
+    c.fetch_blob(&proxy.reference("app"), &img.layers[0], &dest)
+        .unwrap();
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(std::fs::read(&dest).unwrap(), pseudo_random(5000, 1));
+    assert_eq!(
+        count(&proxy, "GET /v2/app/blobs/"),
+        2,
+        "{:?}",
+        proxy.requests()
+    );
+}
+
+#[test]
 fn server_errors_are_retried_then_reported() {
     let (_reg, proxy, img, _work) = setup();
     let c = client();
@@ -254,4 +278,34 @@ fn a_blob_longer_than_its_descriptor_is_cut_off() {
         .unwrap_err();
     assert!(matches!(err, RegistryError::SizeMismatch { .. }), "{err}");
     assert!(!dest.exists());
+}
+
+#[test]
+fn unreachable_registry_is_a_clear_transport_error() {
+    // A port nothing listens on: bind, note it, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let c = Client::new(ClientOptions {
+        max_retries: 1,
+        ..support::options()
+    })
+    .unwrap();
+    let r = kiln_registry::Reference::parse(&format!("127.0.0.1:{port}/app:1")).unwrap();
+    let err = c.get_manifest(&r).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, RegistryError::Transport { .. }), "{text}");
+    assert!(
+        text.contains(&format!("127.0.0.1:{port}/app")) && text.contains("manifest 1"),
+        "{text}"
+    );
+    assert!(text.to_lowercase().contains("connection refused"), "{text}");
+    // Registry-wide requests name just the registry.
+    let text = c
+        .ping(&format!("127.0.0.1:{port}"))
+        .unwrap_err()
+        .to_string();
+    assert!(text.starts_with(&format!("127.0.0.1:{port}: ")), "{text}");
 }

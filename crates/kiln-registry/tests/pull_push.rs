@@ -313,3 +313,63 @@ fn list_tags_follows_pagination() {
             .is_empty()
     );
 }
+
+#[test]
+fn docker_schema2_images_and_manifest_lists() {
+    let reg = TestRegistry::start();
+    let work = tempfile::tempdir().unwrap();
+    let c = client();
+    let r = reg.reference("docker:v2");
+    let (layer, layer_path) = blob_file(work.path(), "layer", &pseudo_random(200, 10));
+    let layer = kiln_registry::Descriptor::new(media::DOCKER_LAYER_GZIP, &layer.digest, layer.size);
+    c.push_blob(&r, &layer, &layer_path, &[]).unwrap();
+    let config_bytes = br#"{"architecture":"arm","variant":"v7","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let (config, config_path) = blob_file(work.path(), "config", config_bytes);
+    let config = kiln_registry::Descriptor::new(media::DOCKER_CONFIG, &config.digest, config.size);
+    c.push_blob(&r, &config, &config_path, &[]).unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media::DOCKER_MANIFEST,
+        "config": config,
+        "layers": [layer],
+    }))
+    .unwrap();
+    let manifest_digest = c
+        .push_manifest(&r, media::DOCKER_MANIFEST, &manifest)
+        .unwrap();
+    let list = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media::DOCKER_MANIFEST_LIST,
+        "manifests": [{
+            "mediaType": media::DOCKER_MANIFEST,
+            "digest": manifest_digest,
+            "size": manifest.len(),
+            "platform": {"os": "linux", "architecture": "arm"}
+        }],
+    }))
+    .unwrap();
+    let list_ref = reg.reference("docker:list");
+    let list_digest = c
+        .push_manifest(&list_ref, media::DOCKER_MANIFEST_LIST, &list)
+        .unwrap();
+
+    let top = c.get_manifest(&list_ref).unwrap().unwrap();
+    assert_eq!(top.media_type, media::DOCKER_MANIFEST_LIST);
+    // An entry without variant is arm/v7, the usual arm.
+    let pulled = c
+        .pull(&list_ref, &Platform::parse("linux/arm/v7").unwrap())
+        .unwrap();
+    assert_eq!(pulled.index_digest.as_deref(), Some(list_digest.as_str()));
+    assert_eq!(pulled.manifest.media_type, media::DOCKER_MANIFEST);
+    assert_eq!(pulled.manifest.digest, manifest_digest);
+    assert_eq!(pulled.config.media_type, media::DOCKER_CONFIG);
+    assert_eq!(pulled.config_bytes, config_bytes);
+    assert_eq!(pulled.layers, vec![layer]);
+    let err = c
+        .pull(&list_ref, &Platform::parse("linux/arm/v6").unwrap())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("available platforms: linux/arm"),
+        "{err}"
+    );
+}

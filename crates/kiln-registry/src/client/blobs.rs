@@ -105,6 +105,7 @@ impl Client {
                 Err(e) => {
                     return Err(RegistryError::BodyRead {
                         registry: r.registry.clone(),
+                        repository: r.repository.clone(),
                         operation: call.operation.clone(),
                         source: e,
                     });

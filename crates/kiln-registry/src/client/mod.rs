@@ -37,6 +37,9 @@ pub struct ClientOptions {
     /// Limit for requests that carry no blob (manifests, tokens, tag lists).
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of any response; a stalled transfer fails (and is
+    /// retried) instead of hanging. Blob transfers have no overall limit.
+    pub read_timeout: Duration,
 }
 
 impl Default for ClientOptions {
@@ -51,6 +54,7 @@ impl Default for ClientOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
             request_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -88,11 +92,14 @@ impl Client {
                 "chunk_size must be at least 1 byte".into(),
             ));
         }
+        // A blocking client's own timeout bounds each wait separately: for the response
+        // head and then for every read of the body. That makes it a stall timeout, so blob
+        // transfers may take as long as they need while they make progress. Small requests
+        // add an overall limit of their own (`request_timeout`).
         let http = reqwest::blocking::Client::builder()
             .user_agent(options.user_agent.clone())
             .connect_timeout(options.connect_timeout)
-            // Blob transfers take as long as they take; small requests set their own limit.
-            .timeout(None)
+            .timeout(options.read_timeout)
             .build()
             .map_err(|e| RegistryError::Setup(e.to_string()))?;
         Ok(Client {
@@ -189,6 +196,12 @@ fn is_loopback(registry: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync + Clone>() {}
+        shareable::<Client>();
+    }
 
     #[test]
     fn loopback_and_listed_hosts_are_plain_http() {

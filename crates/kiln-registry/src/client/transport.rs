@@ -147,8 +147,8 @@ impl Client {
             let may_retry = call.retry && attempt < options.max_retries;
             let response = match request.send() {
                 Ok(r) => r,
-                Err(e) if may_retry => {
-                    let _ = e;
+                // A request that could not even be built fails the same way every time.
+                Err(e) if may_retry && !e.is_builder() => {
                     std::thread::sleep(self.backoff(attempt));
                     attempt += 1;
                     continue;
@@ -219,10 +219,23 @@ impl Client {
     }
 
     pub(crate) fn transport_error(&self, call: &Call, e: reqwest::Error) -> RegistryError {
+        let e = e.without_url();
+        let mut detail = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !detail.contains(&text) {
+                detail.push_str(": ");
+                detail.push_str(&text);
+            }
+            cause = c.source();
+        }
         RegistryError::Transport {
             registry: call.reference.registry.clone(),
+            repository: call.reference.repository.clone(),
             operation: call.operation.clone(),
-            source: e.without_url(),
+            detail,
+            source: e,
         }
     }
 

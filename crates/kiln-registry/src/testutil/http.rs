@@ -49,6 +49,8 @@ pub(crate) enum Action {
     Respond(Vec<u8>),
     /// Close the connection without answering.
     Drop,
+    /// Send the response headers and half the body, then go silent for a while.
+    ForwardStalled,
 }
 
 pub(crate) fn read_request(stream: &mut TcpStream) -> Option<ProxyRequest> {
@@ -174,6 +176,14 @@ impl Server {
                     };
                     let answer = match decide(&request) {
                         Action::Drop => return,
+                        Action::ForwardStalled => {
+                            if let Ok(raw) = forward(&upstream, &request) {
+                                let _ = stream.write_all(&raw[..raw.len() / 2]);
+                                let _ = stream.flush();
+                            }
+                            std::thread::sleep(Duration::from_secs(30));
+                            return;
+                        }
                         Action::Respond(raw) => raw,
                         Action::Forward => {
                             forward(&upstream, &request).unwrap_or_else(|e| bad_gateway(&e))

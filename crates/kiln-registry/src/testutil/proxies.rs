@@ -19,6 +19,7 @@ struct FaultState {
     /// Seconds for `Retry-After`; `u32::MAX` for none.
     fail_retry_after: AtomicU32,
     corrupt_next: AtomicU32,
+    stall_next: AtomicU32,
     paginate_tags: std::sync::atomic::AtomicBool,
     /// Faults hit only requests whose `METHOD target` contains this.
     path_filter: Mutex<String>,
@@ -37,7 +38,8 @@ fn take(counter: &AtomicU32) -> bool {
 }
 
 /// A proxy that passes requests to a registry unless told to misbehave. Faults are
-/// applied in this order: dropped connection, error status, corrupted blob body.
+/// applied in this order: dropped connection, stalled response, error status, corrupted
+/// blob body.
 pub struct FaultProxy {
     server: Server,
     state: Arc<FaultState>,
@@ -74,6 +76,9 @@ impl FaultProxy {
             }
             if take(&s.drop_next) {
                 return Action::Drop;
+            }
+            if take(&s.stall_next) {
+                return Action::ForwardStalled;
             }
             if take(&s.fail_next) {
                 let status = s.fail_status.load(Ordering::SeqCst) as u16;
@@ -122,6 +127,11 @@ impl FaultProxy {
             .fail_retry_after
             .store(retry_after.unwrap_or(u32::MAX), Ordering::SeqCst);
         self.state.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Sends half of each of the next `n` responses and then nothing for 30 seconds.
+    pub fn stall_requests(&self, n: u32) {
+        self.state.stall_next.store(n, Ordering::SeqCst);
     }
 
     /// Flips a byte in the next `n` blob downloads; `u32::MAX` for all of them.
