@@ -9,6 +9,7 @@
 pub mod build;
 pub mod checksum;
 pub mod engine;
+pub mod remote_cache;
 mod schedule;
 pub mod session;
 

@@ -86,6 +86,26 @@ pub fn stage_image(
     Ok(StageImage { config, layers })
 }
 
+/// The layer of the diff a step's output adds (`None` when it adds nothing), written with
+/// `options` or taken as it is when already written so: what a cache record carries.
+pub(crate) fn step_layer(
+    engine: &Engine,
+    output: &Output,
+    options: &LayerOptions,
+) -> Result<Option<LayerDescriptor>, EngineError> {
+    match output {
+        Output::Layers(lazy) => lazy_layer(engine, lazy, options),
+        Output::Fs(Some(id)) => {
+            let dir = engine.snapshotter().fs_dir(id)?;
+            if is_empty_dir(&dir) {
+                return Ok(None);
+            }
+            snapshot_layer(engine, id, &dir, options).map(Some)
+        }
+        Output::Fs(None) | Output::Dir { .. } => Ok(None),
+    }
+}
+
 fn history_entry(entry: &HistoryEntry, created: Timestamp, empty: bool) -> History {
     History {
         created: Some(created),

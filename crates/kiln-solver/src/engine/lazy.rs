@@ -85,6 +85,8 @@ pub struct Rerun {
     pub inputs: Vec<Output>,
     /// What answered the step (`cache record sha256:… from type=local,src=…`).
     pub origin: String,
+    /// The re-run's result: a step runs again at most once per build.
+    pub result: std::sync::Mutex<Option<Output>>,
 }
 
 /// One layer of a lazy filesystem.
@@ -235,11 +237,19 @@ fn materialize_fs(
                 else {
                     return Err(error);
                 };
-                engine.warn(format!(
-                    "{}: layer {digest} cannot be used ({message}); the step ran again",
-                    rerun.origin
-                ));
-                let output = engine.execute_node(rerun.id, &rerun.node, &rerun.inputs)?;
+                let mut result = rerun.result.lock().unwrap_or_else(|p| p.into_inner());
+                let output = match result.as_ref() {
+                    Some(output) => output.clone(),
+                    None => {
+                        engine.warn(format!(
+                            "{}: layer {digest} cannot be used ({message}); the step ran again",
+                            rerun.origin
+                        ));
+                        let output = engine.execute_node(rerun.id, &rerun.node, &rerun.inputs)?;
+                        *result = Some(output.clone());
+                        output
+                    }
+                };
                 parent = output.snapshot().map(str::to_string);
                 // What the re-run made is its own: nothing above it may be shared by chain.
                 chain = parent.clone();

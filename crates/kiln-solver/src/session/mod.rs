@@ -5,6 +5,7 @@
 mod export;
 mod outputs;
 mod policy;
+mod remote;
 mod shortcut;
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,11 +22,13 @@ use crate::build::StoreImages;
 use crate::engine::cache::{CachePolicy, CachedEngine, Miss};
 use crate::engine::export::stage_image;
 use crate::engine::{Engine, EngineConfig, EngineError, Output, SecretSource};
+use crate::remote_cache::{CacheExporter, CacheImport, ExportReport, ExportTarget};
 use crate::{Event, SolveOptions, solve};
 
 pub use export::{ExportRequest, ExportedImage};
 pub use outputs::{OutputKind, OutputSpec, parse_output};
 pub use policy::{cache_policy, check_entitlements, step_scope};
+pub use remote::{open_cache_exports, open_cache_imports};
 pub use shortcut::ShortcutInputs;
 
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +112,14 @@ impl Session {
             fail_fast: settings.fail_fast,
             cancelled: Some(&stop),
         };
-        let cached = CachedEngine::new(&self.engine, settings.policy.clone());
+        let (sender, receiver) = if settings.cache_exports.is_empty() {
+            (None, None)
+        } else {
+            let (sender, receiver) = std::sync::mpsc::channel();
+            (Some(sender), Some(receiver))
+        };
+        let cached = CachedEngine::new(&self.engine, settings.policy.clone())
+            .with_remote(settings.cache_imports.clone(), sender);
         // Fail-fast also stops what is already running, as BuildKit does: the first
         // failure cancels the engine, which kills running containers.
         let failed = AtomicBool::new(false);
@@ -120,11 +130,29 @@ impl Session {
             }
             events(event);
         };
-        let outcome = solve(graph, roots, &cached, &options, &on_event);
+        // Records stream to `--cache-to` while the build runs; what finished is written
+        // even when the build fails.
+        let (outcome, report) = std::thread::scope(|scope| {
+            let worker = receiver.map(|receiver| {
+                scope.spawn(|| CacheExporter::run(&self.engine, &settings.cache_exports, receiver))
+            });
+            let outcome = solve(graph, roots, &cached, &options, &on_event);
+            cached.close_exports();
+            let report = worker
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| ExportReport {
+                        errors: vec!["cache export stopped unexpectedly".into()],
+                        ..ExportReport::default()
+                    })
+                })
+                .unwrap_or_default();
+            (outcome, report)
+        });
         if self.cancel.is_cancelled() && !failed.load(Ordering::SeqCst) {
             return Err(SessionError::Cancelled);
         }
         Ok(Solved {
+            cache_export: report,
             reads: cached.reads(),
             created_ms: outcome
                 .outputs
@@ -139,6 +167,12 @@ impl Session {
             failures: outcome.failures,
             misses: cached.misses(),
         })
+    }
+
+    /// Warnings so far that did not fail the build (cache blobs that could not be used and
+    /// the steps that ran again instead), emptied.
+    pub fn take_warnings(&self) -> Vec<String> {
+        self.engine.take_warnings()
     }
 
     /// Writes an image already in the store (a short-cut answer) to every output.
@@ -243,11 +277,15 @@ fn check_outputs(request: &ExportRequest) -> Result<(), SessionError> {
 }
 
 /// How a graph is solved.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct SolveSettings {
     pub max_parallelism: Option<usize>,
     pub fail_fast: bool,
     pub policy: CachePolicy,
+    /// `--cache-from` sources, in order.
+    pub cache_imports: Vec<Arc<CacheImport>>,
+    /// `--cache-to` destinations.
+    pub cache_exports: Vec<Arc<ExportTarget>>,
 }
 
 /// What solving produced.
@@ -258,4 +296,6 @@ pub struct Solved {
     pub created_ms: HashMap<kiln_graph::NodeId, i64>,
     pub failures: Vec<(kiln_graph::NodeId, EngineError)>,
     pub misses: Vec<Miss>,
+    /// What `--cache-to` wrote, and its failures.
+    pub cache_export: ExportReport,
 }

@@ -1,0 +1,65 @@
+//! `--cache-from` / `--cache-to` turned into what a solve uses: import sources with their
+//! indexes read, export targets with the steps each wants.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use kiln_exporter::LayerOptions;
+use kiln_graph::Graph;
+use kiln_graph::lower::LoweredStage;
+
+use crate::remote_cache::{
+    CacheImport, CacheMode, CacheSpec, ExportTarget, RemoteCacheError, open_storage,
+};
+
+/// The sources of `specs`, indexes read. A source that cannot be read is left out with a
+/// warning (a cache is never a reason to fail a build).
+pub fn open_cache_imports(specs: &[CacheSpec]) -> (Vec<Arc<CacheImport>>, Vec<String>) {
+    let mut imports = Vec::new();
+    let mut warnings = Vec::new();
+    for spec in specs {
+        let opened =
+            open_storage(spec, false).and_then(|storage| CacheImport::open(storage, &spec.tag));
+        match opened {
+            Ok(import) => imports.push(Arc::new(import)),
+            Err(error) => warnings.push(format!("--cache-from: {error}; not used")),
+        }
+    }
+    (imports, warnings)
+}
+
+/// The destinations of `specs` for the images of `stages`: `mode=min` takes the steps
+/// whose layers make up those images, `mode=max` every step they need.
+pub fn open_cache_exports(
+    specs: &[CacheSpec],
+    graph: &Graph,
+    stages: &[&LoweredStage],
+    source_date_epoch: Option<i64>,
+) -> Result<Vec<Arc<ExportTarget>>, RemoteCacheError> {
+    let mut targets = Vec::new();
+    for spec in specs {
+        let storage = open_storage(spec, true)?;
+        let nodes: HashSet<_> = match spec.mode {
+            CacheMode::Min => stages
+                .iter()
+                .flat_map(|stage| stage.image.history.iter().filter_map(|h| h.layer))
+                .collect(),
+            CacheMode::Max => graph
+                .required(&stages.iter().map(|s| s.fs).collect::<Vec<_>>())
+                .into_iter()
+                .collect(),
+        };
+        targets.push(Arc::new(ExportTarget {
+            storage,
+            prefix: spec.tag.clone(),
+            options: LayerOptions {
+                compression: spec.compression,
+                compression_level: None,
+                source_date_epoch,
+            },
+            nodes,
+            fail_on_error: spec.fail_on_error(),
+        }));
+    }
+    Ok(targets)
+}
