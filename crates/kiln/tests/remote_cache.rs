@@ -239,6 +239,23 @@ fn a_fresh_store_builds_the_same_image_from_another_stores_records() {
     assert!(ok, "{progress}");
     assert_eq!(read(&out, "app/app.txt"), "changed\n");
     assert_eq!(read(&out, "app/artifact"), "built\nsource\n");
+    // What was unpacked is now in the local cache: the final stage needs no remote. (The
+    // builder stage was never unpacked, so it runs; the unused build arg keeps the
+    // whole-build short cut from answering.)
+    let (ok, progress, _) = build_at(
+        &b,
+        &env,
+        &[
+            "--build-arg",
+            "UNUSED=1",
+            "--output",
+            &local,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{progress}");
+    let final_stage = progress.split("[stage-1 2/4]").nth(1).unwrap_or_default();
+    assert_all_cached(final_stage, 3);
 }
 
 fn blobs_of_layout(layout: &Path) -> BTreeSet<String> {
@@ -486,6 +503,19 @@ fn bad_cache_specs_are_refused_before_building() {
             text(&out.stderr)
         );
     }
+    // A destination that cannot be written is a warning, unless ignore-error=false.
+    let progress = env.build_ok(&[
+        "--cache-to",
+        "type=local,dest=/proc/kiln-cache",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(progress.contains("WARNING: --cache-to"), "{progress}");
+    let out = env.build(&[
+        "--cache-to",
+        "type=local,dest=/proc/kiln-cache,ignore-error=false",
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     // An import that cannot be read is a warning.
     let progress = env.build_ok(&[
         "--cache-from",
@@ -493,4 +523,97 @@ fn bad_cache_specs_are_refused_before_building() {
         ctx.to_str().unwrap(),
     ]);
     assert!(progress.contains("WARNING: --cache-from"), "{progress}");
+}
+
+/// `kiln bake` in `dir` on `store`.
+fn bake_at(store: &Path, dir: &Path) -> (bool, String) {
+    let out = Command::new(KILN)
+        .arg("--root")
+        .arg(store)
+        .args(["bake", "--progress=plain"])
+        .current_dir(dir)
+        .env_remove("KILN_ROOT")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!("{}{}", text(&out.stdout), text(&out.stderr)),
+    )
+}
+
+#[test]
+fn bake_targets_export_and_import_their_cache() {
+    let Some(env) = Env::new() else { return };
+    let project = env.context(
+        "project",
+        &[
+            ("Dockerfile", "FROM busybox\nRUN echo baked > /baked\nRUN echo more >> /baked\n"),
+            (
+                "docker-bake.hcl",
+                "group \"default\" { targets = [\"app\"] }\ntarget \"app\" {\n  cache-to = [\"type=local,dest=cache,mode=max\"]\n  \
+                 cache-from = [\"type=local,src=cache\"]\n}\n",
+            ),
+        ],
+    );
+    // The first bake has no cache to read yet: a warning, not a failure.
+    let (ok, progress) = bake_at(&env.store, &project);
+    assert!(ok, "{progress}");
+    assert_eq!(records(&project.join("cache")).len(), 2, "{progress}");
+    let b = fresh_store(&env, "store-b");
+    let (ok, progress) = bake_at(&b, &project);
+    assert!(ok, "{progress}");
+    assert_all_cached(&progress, 2);
+}
+
+#[test]
+fn records_written_with_other_compression_are_unpacked_and_written_again() {
+    let Some(env) = Env::new() else { return };
+    let ctx = two_stage_context(&env);
+    let cache = env.path("cache");
+    let to = format!(
+        "type=local,dest={},mode=max,compression=zstd",
+        cache.display()
+    );
+    let (ok, progress, digest_a) = build_at(
+        &env.store,
+        &env,
+        &["--cache-to", &to, ctx.to_str().unwrap()],
+    );
+    assert!(ok, "{progress}");
+    let media_types: BTreeSet<String> = index(&cache)
+        .iter()
+        .flat_map(|e| {
+            let manifest = layout_json(&cache, e["digest"].as_str().unwrap());
+            manifest["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["mediaType"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        media_types.into_iter().collect::<Vec<_>>(),
+        ["application/vnd.oci.image.layer.v1.tar+zstd"]
+    );
+    let b = fresh_store(&env, "store-b");
+    let from = format!("type=local,src={}", cache.display());
+    let out = env.path("out");
+    let local = format!("type=local,dest={}", out.display());
+    let (ok, progress, digest_b) = build_at(
+        &b,
+        &env,
+        &[
+            "--cache-from",
+            &from,
+            "--output",
+            &local,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{progress}");
+    assert_all_cached(&progress, 6);
+    assert_eq!(read(&out, "app/artifact"), "built\nsource\n");
+    assert_eq!(digest_a, digest_b, "re-written gzip layers are the same");
 }

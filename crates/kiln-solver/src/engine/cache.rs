@@ -13,7 +13,7 @@ use kiln_graph::{FileAction, MountKind, Node, NodeId, Op};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::lazy::{BlobLocation, LazyFs, LazyLayer, Rerun};
+use super::lazy::{BlobLocation, ImportedRecord, LazyFs, LazyLayer, Rerun};
 use super::{Engine, EngineError, Output};
 use crate::Executor;
 use crate::checksum::{Selection, checksum};
@@ -164,6 +164,7 @@ impl<'a> CachedEngine<'a> {
         node: &Node,
         inputs: &[Keyed],
         key: &str,
+        step: &str,
     ) -> Option<(Keyed, String)> {
         if !exportable(node) {
             return None;
@@ -200,6 +201,12 @@ impl<'a> CachedEngine<'a> {
                         inputs: inputs.iter().map(|i| i.output.clone()).collect(),
                         origin: origin.clone(),
                         result: Mutex::new(None),
+                    })),
+                    record: Some(Arc::new(ImportedRecord {
+                        key: key.to_string(),
+                        step: step.to_string(),
+                        inputs: record.config.inputs.clone(),
+                        created_ms: record.config.created_ms,
                     })),
                 }),
                 _ => None,
@@ -357,7 +364,8 @@ impl Executor for CachedEngine<'_> {
                 self.queue_export(id, node, inputs, &keyed, &step, record.inputs);
                 return Ok(keyed);
             }
-            if usable && let Some((keyed, stored)) = self.remote_hit(id, node, inputs, &key) {
+            if usable && let Some((keyed, stored)) = self.remote_hit(id, node, inputs, &key, &step)
+            {
                 self.queue_export(id, node, inputs, &keyed, &step, stored);
                 return Ok(keyed);
             }

@@ -74,6 +74,7 @@ pub(crate) fn image_output(engine: &Engine, source: &ImageSource) -> Result<Outp
                 location: BlobLocation::Local(layer.path),
                 written_with: None,
                 rerun: None,
+                record: None,
             })
             .collect(),
         own_top: false,

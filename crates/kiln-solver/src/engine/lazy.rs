@@ -102,6 +102,18 @@ pub struct LazyLayer {
     /// The options kiln wrote the blob with; `None` for an image's own layers.
     pub written_with: Option<LayerSettings>,
     pub rerun: Option<Arc<Rerun>>,
+    /// The cache record this layer came from: once unpacked, the store records it, so
+    /// later builds hit locally without the remote cache.
+    pub record: Option<Arc<ImportedRecord>>,
+}
+
+/// A remote cache record as the local cache will store it.
+pub struct ImportedRecord {
+    pub key: String,
+    pub step: String,
+    /// The key inputs (JSON text), for explanations.
+    pub inputs: String,
+    pub created_ms: i64,
 }
 
 /// A filesystem not unpacked yet: `layers` (bottom first) on `base`.
@@ -229,6 +241,15 @@ fn materialize_fs(
         let id = chain_id(chain.as_deref(), &layer.diff_id);
         match apply_once(engine, parent.as_deref(), &id, layer, label) {
             Ok(snapshot) => {
+                if let Some(record) = &layer.record {
+                    engine.store().cache_insert_created(
+                        &record.key,
+                        Some(&snapshot),
+                        &record.step,
+                        &record.inputs,
+                        record.created_ms,
+                    )?;
+                }
                 parent = Some(snapshot);
                 chain = Some(id);
             }

@@ -53,48 +53,58 @@ pub struct ExportReport {
     pub fatal: bool,
 }
 
+/// After this many failures a destination is given up for the rest of the build.
+const MAX_FAILURES: usize = 3;
+
 /// Receives finished steps until the sender is dropped, writing each record to the targets
 /// that want it and do not list it already.
-pub struct CacheExporter;
-
-impl CacheExporter {
-    pub fn run(
-        engine: &Engine,
-        targets: &[Arc<ExportTarget>],
-        items: Receiver<ExportItem>,
-    ) -> ExportReport {
-        let mut report = ExportReport::default();
-        let mut known: Vec<Option<HashSet<String>>> = targets
-            .iter()
-            .map(|target| match target.storage.list_tags() {
-                Ok(tags) => Some(
-                    tags.iter()
-                        .filter_map(|t| key_of_tag(&target.prefix, t))
-                        .collect(),
-                ),
+pub fn export_records(
+    engine: &Engine,
+    targets: &[Arc<ExportTarget>],
+    items: Receiver<ExportItem>,
+) -> ExportReport {
+    let mut report = ExportReport::default();
+    // The keys each destination lists; `None` once it is given up.
+    let mut listed: Vec<Option<HashSet<String>>> = targets
+        .iter()
+        .map(|target| match target.storage.list_tags() {
+            Ok(tags) => Some(
+                tags.iter()
+                    .filter_map(|t| key_of_tag(&target.prefix, t))
+                    .collect(),
+            ),
+            Err(error) => {
+                report.fail(target, format!("cannot list records: {error}"));
+                None
+            }
+        })
+        .collect();
+    let mut failures = vec![0; targets.len()];
+    for item in items {
+        for (index, target) in targets.iter().enumerate() {
+            let Some(keys) = listed[index].as_mut() else {
+                continue;
+            };
+            if !target.nodes.contains(&item.node) || keys.contains(&item.key) {
+                continue;
+            }
+            match write_record(engine, target, &item) {
+                Ok(()) => {
+                    keys.insert(item.key.clone());
+                    report.written += 1;
+                }
                 Err(error) => {
-                    report.fail(target, format!("cannot list records: {error}"));
-                    None
-                }
-            })
-            .collect();
-        for item in items {
-            for (target, known) in targets.iter().zip(known.iter_mut()) {
-                let Some(known) = known else { continue };
-                if !target.nodes.contains(&item.node) || known.contains(&item.key) {
-                    continue;
-                }
-                match write_record(engine, target, &item) {
-                    Ok(()) => {
-                        known.insert(item.key.clone());
-                        report.written += 1;
+                    report.fail(target, format!("{}: {error}", item.step));
+                    failures[index] += 1;
+                    if failures[index] == MAX_FAILURES {
+                        report.fail(target, "giving up on this destination".into());
+                        listed[index] = None;
                     }
-                    Err(error) => report.fail(target, format!("{}: {error}", item.step)),
                 }
             }
         }
-        report
     }
+    report
 }
 
 impl ExportReport {

@@ -44,15 +44,6 @@ impl CacheImport {
         self.storage.describe()
     }
 
-    /// How many records the index lists.
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
     /// Whether the index lists `key` (no I/O).
     pub fn has(&self, key: &str) -> bool {
         self.keys.contains(key)

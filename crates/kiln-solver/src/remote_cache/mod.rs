@@ -19,7 +19,7 @@ mod record;
 mod spec;
 mod storage;
 
-pub use export::{CacheExporter, ExportItem, ExportReport, ExportTarget};
+pub use export::{ExportItem, ExportReport, ExportTarget, export_records};
 pub use import::{CacheImport, RemoteRecord};
 pub use layout::LocalLayoutStorage;
 pub use record::{RECORD_MEDIA_TYPE, RecordConfig, RecordLayer, key_of_tag, record_tag};

@@ -22,7 +22,7 @@ use crate::build::StoreImages;
 use crate::engine::cache::{CachePolicy, CachedEngine, Miss};
 use crate::engine::export::stage_image;
 use crate::engine::{Engine, EngineConfig, EngineError, Output, SecretSource};
-use crate::remote_cache::{CacheExporter, CacheImport, ExportReport, ExportTarget};
+use crate::remote_cache::{CacheImport, ExportReport, ExportTarget, export_records};
 use crate::{Event, SolveOptions, solve};
 
 pub use export::{ExportRequest, ExportedImage};
@@ -134,7 +134,7 @@ impl Session {
         // even when the build fails.
         let (outcome, report) = std::thread::scope(|scope| {
             let worker = receiver.map(|receiver| {
-                scope.spawn(|| CacheExporter::run(&self.engine, &settings.cache_exports, receiver))
+                scope.spawn(|| export_records(&self.engine, &settings.cache_exports, receiver))
             });
             let outcome = solve(graph, roots, &cached, &options, &on_event);
             cached.close_exports();

@@ -28,17 +28,31 @@ pub fn open_cache_imports(specs: &[CacheSpec]) -> (Vec<Arc<CacheImport>>, Vec<St
     (imports, warnings)
 }
 
+/// Export destinations with the warnings about those that could not be opened.
+pub type OpenedExports = (Vec<Arc<ExportTarget>>, Vec<String>);
+
 /// The destinations of `specs` for the images of `stages`: `mode=min` takes the steps
-/// whose layers make up those images, `mode=max` every step they need.
+/// whose layers make up those images, `mode=max` every step they need. One that cannot be
+/// opened is left out with a warning, or is an error with `ignore-error=false`.
 pub fn open_cache_exports(
     specs: &[CacheSpec],
     graph: &Graph,
     stages: &[&LoweredStage],
     source_date_epoch: Option<i64>,
-) -> Result<Vec<Arc<ExportTarget>>, RemoteCacheError> {
+) -> Result<OpenedExports, RemoteCacheError> {
     let mut targets = Vec::new();
+    let mut warnings = Vec::new();
     for spec in specs {
-        let storage = open_storage(spec, true)?;
+        let storage = match open_storage(spec, true) {
+            Ok(storage) => storage,
+            Err(error) if !spec.fail_on_error() => {
+                warnings.push(format!(
+                    "--cache-to: {error}; the cache is not exported there"
+                ));
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         let nodes: HashSet<_> = match spec.mode {
             CacheMode::Min => stages
                 .iter()
@@ -61,5 +75,5 @@ pub fn open_cache_exports(
             fail_on_error: spec.fail_on_error(),
         }));
     }
-    Ok(targets)
+    Ok((targets, warnings))
 }

@@ -452,10 +452,12 @@ fn target_caches(
         let destinations: Vec<String> = target.cache_to.iter().flatten().map(text).collect();
         let specs = parse_cache_specs(&destinations, true).map_err(|e| in_target(name, e))?;
         let epoch = export_request(target, name)?.source_date_epoch;
-        exports.extend(
-            open_cache_exports(&specs, graph, &[stage], epoch)
-                .map_err(|e| format!("[{name}] {e}"))?,
-        );
+        let (opened, warnings) = open_cache_exports(&specs, graph, &[stage], epoch)
+            .map_err(|e| format!("[{name}] {e}"))?;
+        for warning in warnings {
+            eprintln!("WARNING: [{name}] {warning}");
+        }
+        exports.extend(opened);
     }
     let (imports, warnings) = open_cache_imports(&from);
     for warning in warnings {

@@ -312,12 +312,15 @@ fn build_the_long_way(
     for warning in warnings {
         eprintln!("WARNING: {warning}");
     }
-    let cache_exports = open_cache_exports(
+    let (cache_exports, warnings) = open_cache_exports(
         &plan_input.cache_to,
         &graph,
         &[&stage],
         plan_input.source_date_epoch,
     )?;
+    for warning in warnings {
+        eprintln!("WARNING: {warning}");
+    }
     let settings = SolveSettings {
         max_parallelism: args.max_parallelism,
         fail_fast: true,
