@@ -617,3 +617,55 @@ fn records_written_with_other_compression_are_unpacked_and_written_again() {
     assert_eq!(read(&out, "app/artifact"), "built\nsource\n");
     assert_eq!(digest_a, digest_b, "re-written gzip layers are the same");
 }
+
+#[test]
+fn inline_records_travel_with_the_image() {
+    let Some(env) = Env::new() else { return };
+    let ctx = two_stage_context(&env);
+    let layout = env.path("image-layout");
+    let output = format!("type=oci,dest={},tar=false", layout.display());
+    let (ok, progress, _) = build_at(
+        &env.store,
+        &env,
+        &[
+            "-t",
+            "app:v1",
+            "--cache-to",
+            "type=inline",
+            "--output",
+            &output,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{progress}");
+    let manifest = layout_json(&layout, index(&layout)[0]["digest"].as_str().unwrap());
+    let config = layout_json(&layout, manifest["config"]["digest"].as_str().unwrap());
+    let inline = config["kiln.cache.v1"]["records"].as_array().unwrap();
+    assert_eq!(inline.len(), 3, "the final stage's steps: {config}");
+
+    // Another store imports the image's records through the layout tag naming it.
+    let b = fresh_store(&env, "store-b");
+    let from = format!("type=local,src={},tag=v1", layout.display());
+    let layout_b = env.path("image-layout-b");
+    let output_b = format!("type=oci,dest={},tar=false", layout_b.display());
+    let (ok, progress, _) = build_at(
+        &b,
+        &env,
+        &[
+            "-t",
+            "app:v1",
+            "--cache-from",
+            &from,
+            "--output",
+            &output_b,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{progress}");
+    // The builder stage has no records inline: it runs (and so dates the image anew);
+    // the final stage is all hits, with the very same layers.
+    let final_stage = progress.split("[stage-1 2/4]").nth(1).unwrap_or_default();
+    assert_all_cached(final_stage, 3);
+    let manifest_b = layout_json(&layout_b, index(&layout_b)[0]["digest"].as_str().unwrap());
+    assert_eq!(manifest["layers"], manifest_b["layers"]);
+}

@@ -14,6 +14,7 @@
 
 mod export;
 mod import;
+mod inline;
 mod layout;
 mod record;
 mod spec;
@@ -21,6 +22,7 @@ mod storage;
 
 pub use export::{ExportItem, ExportReport, ExportTarget, export_records};
 pub use import::{CacheImport, RemoteRecord};
+pub use inline::{INLINE_KEY, InlineRecord, InlineRecords, image_config_ref, records_of_image};
 pub use layout::LocalLayoutStorage;
 pub use record::{RECORD_MEDIA_TYPE, RecordConfig, RecordLayer, key_of_tag, record_tag};
 pub use spec::{CacheBackend, CacheMode, CacheSpec, open_storage, parse_cache_spec};

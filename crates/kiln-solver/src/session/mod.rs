@@ -21,8 +21,10 @@ use kiln_worker::CancelToken;
 use crate::build::StoreImages;
 use crate::engine::cache::{CachePolicy, CachedEngine, Miss};
 use crate::engine::export::stage_image;
-use crate::engine::{Engine, EngineConfig, EngineError, Output, SecretSource};
-use crate::remote_cache::{CacheImport, ExportReport, ExportTarget, export_records};
+use crate::engine::{Engine, EngineConfig, EngineError, LayerSettings, Output, SecretSource};
+use crate::remote_cache::{
+    CacheImport, ExportReport, ExportTarget, InlineRecord, InlineRecords, export_records,
+};
 use crate::{Event, SolveOptions, solve};
 
 pub use export::{ExportRequest, ExportedImage};
@@ -159,6 +161,11 @@ impl Session {
                 .iter()
                 .map(|(id, keyed)| (*id, keyed.created_ms))
                 .collect(),
+            keys: outcome
+                .outputs
+                .iter()
+                .map(|(id, keyed)| (*id, keyed.key.clone()))
+                .collect(),
             outputs: outcome
                 .outputs
                 .into_iter()
@@ -225,7 +232,7 @@ impl Session {
             compression_level: request.outputs.iter().find_map(|o| o.compression_level),
             source_date_epoch: request.source_date_epoch,
         };
-        let image = stage_image(
+        let mut image = stage_image(
             &self.engine,
             graph,
             stage,
@@ -233,6 +240,10 @@ impl Session {
             created_secs,
             &layer_options,
         )?;
+        if request.inline_cache {
+            let records = inline_records(graph, solved, &image.entry_layers, &layer_options);
+            image.config.inline_cache = Some(serde_json::to_value(records).unwrap_or_default());
+        }
         let built = build_image(
             &image.config,
             &image.layers,
@@ -252,6 +263,36 @@ impl Session {
             }
         }
         Ok(exported)
+    }
+}
+
+/// The cache records of an image's own steps, to carry in its config.
+fn inline_records(
+    graph: &Graph,
+    solved: &Solved,
+    entry_layers: &[(kiln_graph::NodeId, Option<usize>)],
+    options: &LayerOptions,
+) -> InlineRecords {
+    let records = entry_layers
+        .iter()
+        .filter_map(|(node, layer)| {
+            let key = solved.keys.get(node)?;
+            let parent = graph
+                .node(*node)
+                .and_then(|n| n.inputs.first())
+                .and_then(|input| solved.keys.get(input))
+                .cloned();
+            Some(InlineRecord {
+                key: key.clone(),
+                parent,
+                created_ms: solved.created_ms.get(node).copied().unwrap_or(0),
+                layer: *layer,
+            })
+        })
+        .collect();
+    InlineRecords {
+        settings: Some(LayerSettings::of(options)),
+        records,
     }
 }
 
@@ -294,6 +335,8 @@ pub struct Solved {
     pub reads: Vec<crate::engine::cache::ContextRead>,
     pub outputs: HashMap<kiln_graph::NodeId, Output>,
     pub created_ms: HashMap<kiln_graph::NodeId, i64>,
+    /// Each step's cache key.
+    pub keys: HashMap<kiln_graph::NodeId, String>,
     pub failures: Vec<(kiln_graph::NodeId, EngineError)>,
     pub misses: Vec<Miss>,
     /// What `--cache-to` wrote, and its failures.

@@ -9,7 +9,7 @@ use kiln_graph::Graph;
 use kiln_graph::lower::LoweredStage;
 
 use crate::remote_cache::{
-    CacheImport, CacheMode, CacheSpec, ExportTarget, RemoteCacheError, open_storage,
+    CacheBackend, CacheImport, CacheMode, CacheSpec, ExportTarget, RemoteCacheError, open_storage,
 };
 
 /// The sources of `specs`, indexes read. A source that cannot be read is left out with a
@@ -42,7 +42,8 @@ pub fn open_cache_exports(
 ) -> Result<OpenedExports, RemoteCacheError> {
     let mut targets = Vec::new();
     let mut warnings = Vec::new();
-    for spec in specs {
+    // Inline records go into the image itself (`ExportRequest::inline_cache`).
+    for spec in specs.iter().filter(|s| s.backend != CacheBackend::Inline) {
         let storage = match open_storage(spec, true) {
             Ok(storage) => storage,
             Err(error) if !spec.fail_on_error() => {

@@ -416,6 +416,11 @@ fn export_request(target: &Target, name: &str) -> Result<ExportRequest, Failure>
         outputs,
         source_date_epoch,
         load: false,
+        inline_cache: target
+            .cache_to
+            .iter()
+            .flatten()
+            .any(|entry| entry.get("type").map(String::as_str) == Some("inline")),
     })
 }
 

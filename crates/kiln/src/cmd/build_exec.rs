@@ -9,7 +9,7 @@ use kiln_solver::build::{BuildRequest, StoreImages, parse_build_context, plan};
 use kiln_solver::engine::cache::Miss;
 use kiln_solver::engine::{SecretSource, parse_secret_flag};
 use kiln_solver::remote_cache::{
-    CacheSpec, ExportReport, RemoteCacheError, open_storage, parse_cache_spec,
+    CacheBackend, CacheSpec, ExportReport, RemoteCacheError, open_storage, parse_cache_spec,
 };
 use kiln_solver::session::{
     ExportRequest, ExportedImage, OutputKind, OutputSpec, Session, SessionError, ShortcutInputs,
@@ -194,8 +194,8 @@ pub fn report_cache_warnings(
 /// layout is only created once the build starts).
 fn check_cache_backend(spec: &CacheSpec) -> Result<(), RemoteCacheError> {
     match spec.backend {
-        kiln_solver::remote_cache::CacheBackend::Local { .. } => Ok(()),
-        _ => open_storage(spec, true).map(|_| ()),
+        CacheBackend::Local { .. } | CacheBackend::Inline => Ok(()),
+        CacheBackend::Registry { .. } => open_storage(spec, true).map(|_| ()),
     }
 }
 
@@ -242,6 +242,10 @@ pub fn run_build(
         outputs: plan_input.outputs.clone(),
         source_date_epoch: plan_input.source_date_epoch,
         load: args.load,
+        inline_cache: plan_input
+            .cache_to
+            .iter()
+            .any(|spec| spec.backend == CacheBackend::Inline),
     };
     // The short cut would skip the steps a cache export streams.
     let fingerprint = if args.cache_to.is_empty() {
