@@ -9,7 +9,7 @@ use kiln_exporter::{OciLayoutRef, load_image, parse_platform};
 use kiln_graph::lower::{HistoryEntry, ImageResolver, ImageState, ResolvedImage, RuntimeConfig};
 use kiln_store::Store;
 
-use crate::engine::{ImageLayer, ImageLayers};
+use crate::engine::{BlobLocation, ImageLayer, ImageLayers};
 
 pub struct StoreImages {
     store: Arc<Store>,
@@ -118,7 +118,7 @@ impl ImageLayers for StoreImages {
                 digest: l.digest.to_string(),
                 media_type: l.media_type.to_string(),
                 size: l.size,
-                path: l.path.clone(),
+                location: BlobLocation::Local(l.path.clone()),
             })
             .collect())
     }

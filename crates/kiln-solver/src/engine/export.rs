@@ -43,12 +43,14 @@ pub fn stage_image(
             .image_layers(digest)
             .map_err(EngineError::Input)?
         {
+            // The bytes are needed now (the image store and every output read them).
+            let path = local_blob(engine, &LazyLayer::of_image(&layer))?;
             layers.push(LayerDescriptor {
                 media_type: MediaType::from(layer.media_type.as_str()),
                 digest: parse_digest(&layer.digest)?,
                 size: layer.size,
                 diff_id: parse_digest(&layer.diff_id)?,
-                path: layer.path,
+                path,
             });
         }
     }

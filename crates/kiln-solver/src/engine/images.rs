@@ -1,7 +1,6 @@
 //! Image sources: an image's layers, unpacked (by `lazy::materialize`) into a snapshot chain
 //! once, found again by chain id so every later build (in any kiln process) reuses them.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use kiln_graph::ImageSource;
@@ -10,8 +9,8 @@ use sha2::{Digest as _, Sha256};
 use super::lazy::{BlobLocation, LazyFs, LazyLayer};
 use super::{Engine, EngineError, Output};
 
-/// One layer of a stored image.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One layer of an image.
+#[derive(Debug, Clone)]
 pub struct ImageLayer {
     /// sha256 of the uncompressed tar.
     pub diff_id: String,
@@ -19,11 +18,13 @@ pub struct ImageLayer {
     pub digest: String,
     pub media_type: String,
     pub size: u64,
-    /// Where the blob is on disk.
-    pub path: PathBuf,
+    /// Where the blob is: in the store, or somewhere it is fetched from (a registry) the
+    /// first time a build needs its bytes.
+    pub location: BlobLocation,
 }
 
-/// Finds the layers of images by manifest digest (kiln's image store implements it).
+/// Finds the layers of images by manifest digest (kiln's image store implements it; an
+/// image pulled lazily from a registry would list remote locations).
 pub trait ImageLayers: Send + Sync {
     /// The layers of the image whose manifest has `manifest_digest`, base first.
     fn image_layers(&self, manifest_digest: &str) -> Result<Vec<ImageLayer>, String>;
@@ -64,19 +65,7 @@ pub(crate) fn image_output(engine: &Engine, source: &ImageSource) -> Result<Outp
     }
     Ok(Output::Layers(Arc::new(LazyFs {
         base: None,
-        layers: layers
-            .into_iter()
-            .map(|layer| LazyLayer {
-                diff_id: layer.diff_id,
-                digest: layer.digest,
-                media_type: layer.media_type,
-                size: layer.size,
-                location: BlobLocation::Local(layer.path),
-                written_with: None,
-                rerun: None,
-                record: None,
-            })
-            .collect(),
+        layers: layers.iter().map(LazyLayer::of_image).collect(),
         own_top: false,
     })))
 }

@@ -107,6 +107,33 @@ pub struct LazyLayer {
     pub record: Option<Arc<ImportedRecord>>,
 }
 
+impl LazyLayer {
+    /// A layer of an image, as it is.
+    pub fn of_image(layer: &super::ImageLayer) -> Self {
+        LazyLayer {
+            diff_id: layer.diff_id.clone(),
+            digest: layer.digest.clone(),
+            media_type: layer.media_type.clone(),
+            size: layer.size,
+            location: layer.location.clone(),
+            written_with: None,
+            rerun: None,
+            record: None,
+        }
+    }
+}
+
+impl fmt::Debug for BlobLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BlobLocation::Local(path) => f.debug_tuple("Local").field(path).finish(),
+            BlobLocation::Remote(source) => {
+                f.debug_tuple("Remote").field(&source.describe()).finish()
+            }
+        }
+    }
+}
+
 /// A remote cache record as the local cache will store it.
 pub struct ImportedRecord {
     pub key: String,
