@@ -247,6 +247,14 @@ pub struct ImageConfig {
         skip_serializing_if = "String::is_empty"
     )]
     pub variant: String,
+    /// Build cache records carried by the image (`--cache-to type=inline`); kiln's own
+    /// extension, ignored by runtimes.
+    #[serde(
+        rename = "kiln.cache.v1",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub inline_cache: Option<serde_json::Value>,
 }
 
 impl ImageConfig {

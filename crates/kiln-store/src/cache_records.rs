@@ -80,14 +80,27 @@ impl Store {
         step: &str,
         inputs: &str,
     ) -> Result<()> {
+        self.cache_insert_created(key, snapshot, step, inputs, now_ms())
+    }
+
+    /// Like [`Store::cache_insert`] for a result first made at `created_ms` elsewhere (a
+    /// remote cache record): images built from it keep that date, and so their digest.
+    pub fn cache_insert_created(
+        &self,
+        key: &str,
+        snapshot: Option<&str>,
+        step: &str,
+        inputs: &str,
+        created_ms: i64,
+    ) -> Result<()> {
         let now = now_ms();
         let mut conn = self.conn();
         write_tx(&mut conn, |tx| {
             tx.execute(
                 "INSERT INTO cache_records (key, snapshot, step, inputs, created_ms, last_used_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT(key) DO UPDATE SET snapshot = excluded.snapshot, last_used_ms = excluded.last_used_ms",
-                params![key, snapshot, step, inputs, now],
+                params![key, snapshot, step, inputs, created_ms, now],
             )?;
             Ok(())
         })

@@ -11,7 +11,7 @@ use kiln_graph::lower::{HistoryEntry, ImageResolver, ImageState, ResolvedImage, 
 use kiln_store::Store;
 
 use super::pull::RegistryPulls;
-use crate::engine::{ImageLayer, ImageLayers};
+use crate::engine::{BlobLocation, ImageLayer, ImageLayers};
 
 pub struct StoreImages {
     store: Arc<Store>,
@@ -211,8 +211,10 @@ impl ImageLayers for StoreImages {
                 digest: l.digest.to_string(),
                 media_type: l.media_type.to_string(),
                 size: l.size,
-                path: l.path.clone(),
-                source: source.clone(),
+                location: match &source {
+                    Some(source) if !l.path.exists() => BlobLocation::Remote(source.clone()),
+                    _ => BlobLocation::Local(l.path.clone()),
+                },
             })
             .collect())
     }

@@ -6,15 +6,18 @@
 mod explain;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 
 use kiln_graph::{FileAction, MountKind, Node, NodeId, Op};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use super::lazy::{BlobLocation, ImportedRecord, LazyFs, LazyLayer, Rerun};
 use super::{Engine, EngineError, Output};
 use crate::Executor;
 use crate::checksum::{Selection, checksum};
+use crate::remote_cache::{CacheImport, ExportItem};
 
 /// At most this many context files are remembered per record to name a changed file;
 /// beyond it a miss says only that the files read changed.
@@ -77,6 +80,10 @@ pub struct CachedEngine<'a> {
     policy: CachePolicy,
     misses: Mutex<Vec<Miss>>,
     reads: Mutex<Vec<ContextRead>>,
+    /// `--cache-from` sources, asked (in order) after the local cache.
+    imports: Vec<Arc<CacheImport>>,
+    /// Where finished steps go for `--cache-to`; `None` once closed.
+    exports: Mutex<Option<Sender<ExportItem>>>,
 }
 
 /// One checksum taken of a local context: what was read and what it summed to. A build
@@ -95,7 +102,127 @@ impl<'a> CachedEngine<'a> {
             policy,
             misses: Mutex::new(Vec::new()),
             reads: Mutex::new(Vec::new()),
+            imports: Vec::new(),
+            exports: Mutex::new(None),
         }
+    }
+
+    /// Answers local misses from `imports` too, and hands every finished step to
+    /// `exports` (until [`CachedEngine::close_exports`]).
+    pub fn with_remote(
+        mut self,
+        imports: Vec<Arc<CacheImport>>,
+        exports: Option<Sender<ExportItem>>,
+    ) -> Self {
+        self.imports = imports;
+        self.exports = Mutex::new(exports);
+        self
+    }
+
+    /// No more steps go to the cache export: its worker can finish.
+    pub fn close_exports(&self) {
+        self.exports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+    }
+
+    /// Hands a finished step to the cache export, if there is one.
+    fn queue_export(
+        &self,
+        id: NodeId,
+        node: &Node,
+        inputs: &[Keyed],
+        keyed: &Keyed,
+        step: &str,
+        stored: String,
+    ) {
+        let exports = self.exports.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(sender) = exports.as_ref() else {
+            return;
+        };
+        if !exportable(node) {
+            return;
+        }
+        let _ = sender.send(ExportItem {
+            node: id,
+            key: keyed.key.clone(),
+            step: step.to_string(),
+            inputs: stored,
+            parent: inputs.first().map(|i| i.key.clone()),
+            output: keyed.output.clone(),
+            created_ms: keyed.created_ms,
+        });
+    }
+
+    /// A local miss answered by a `--cache-from` source: the parent's filesystem with the
+    /// record's layer on top, its blob fetched only when something needs it. Returns the
+    /// result and the stored key inputs.
+    fn remote_hit(
+        &self,
+        id: NodeId,
+        node: &Node,
+        inputs: &[Keyed],
+        key: &str,
+        step: &str,
+    ) -> Option<(Keyed, String)> {
+        if !exportable(node) {
+            return None;
+        }
+        let parent = inputs.first();
+        let parent_output = parent.map_or(Output::Fs(None), |p| p.output.clone());
+        let parent_key = parent.map(|p| p.key.clone());
+        for import in self.imports.iter().filter(|i| i.has(key)) {
+            let origin = format!("cache record {key} from {}", import.describe());
+            let record = match import.record(key) {
+                Ok(Some(record)) => record,
+                Ok(None) => continue,
+                Err(error) => {
+                    self.engine.warn(format!("{origin}: {error}; not used"));
+                    continue;
+                }
+            };
+            if record.config.parent != parent_key {
+                self.engine
+                    .warn(format!("{origin}: it builds on another step; not used"));
+                continue;
+            }
+            let layer = match (&record.layer, &record.config.layer) {
+                (Some(blob), Some(info)) => Some(LazyLayer {
+                    diff_id: info.diff_id.clone(),
+                    digest: blob.digest.clone(),
+                    media_type: blob.media_type.clone(),
+                    size: blob.size,
+                    location: BlobLocation::Remote(import.blob_source()),
+                    written_with: Some(info.settings.clone()),
+                    rerun: Some(Arc::new(Rerun {
+                        id,
+                        node: node.clone(),
+                        inputs: inputs.iter().map(|i| i.output.clone()).collect(),
+                        origin: origin.clone(),
+                        result: Mutex::new(None),
+                    })),
+                    record: Some(Arc::new(ImportedRecord {
+                        key: key.to_string(),
+                        step: step.to_string(),
+                        inputs: record.config.inputs.clone(),
+                        created_ms: record.config.created_ms,
+                    })),
+                }),
+                _ => None,
+            };
+            let Some(lazy) = LazyFs::stacked(&parent_output, layer) else {
+                continue;
+            };
+            let keyed = Keyed {
+                output: Output::Layers(Arc::new(lazy)),
+                key: key.to_string(),
+                cached: true,
+                created_ms: record.config.created_ms,
+            };
+            return Some((keyed, record.config.inputs));
+        }
+        None
     }
 
     /// Every context read so far.
@@ -204,6 +331,12 @@ fn recorded(op: &Op) -> bool {
     matches!(op, Op::Exec(_) | Op::File(_) | Op::Merge)
 }
 
+/// Recorded ops whose result is their first input's filesystem plus one diff, which is
+/// what a remote record holds (a merge of more than one layer is not).
+fn exportable(node: &Node) -> bool {
+    recorded(&node.op) && (!matches!(node.op, Op::Merge) || node.inputs.len() <= 2)
+}
+
 impl Executor for CachedEngine<'_> {
     type Output = Keyed;
     type Error = EngineError;
@@ -220,16 +353,21 @@ impl Executor for CachedEngine<'_> {
         let store = self.engine.store();
         let step = self.policy.steps.get(&id).cloned().unwrap_or_default();
         if recorded(&node.op) {
-            if !self.policy.disabled
-                && !self.policy.uncached.contains(&id)
-                && let Some(record) = store.cache_lookup(&key)?
-            {
-                return Ok(Keyed {
+            let usable = !self.policy.disabled && !self.policy.uncached.contains(&id);
+            if usable && let Some(record) = store.cache_lookup(&key)? {
+                let keyed = Keyed {
                     output: Output::Fs(record.snapshot),
                     key,
                     cached: true,
                     created_ms: record.created_ms,
-                });
+                };
+                self.queue_export(id, node, inputs, &keyed, &step, record.inputs);
+                return Ok(keyed);
+            }
+            if usable && let Some((keyed, stored)) = self.remote_hit(id, node, inputs, &key, &step)
+            {
+                self.queue_export(id, node, inputs, &keyed, &step, stored);
+                return Ok(keyed);
             }
             let reason = if self.policy.disabled || self.policy.uncached.contains(&id) {
                 "cache disabled for this step (--no-cache / --no-cache-filter)".to_string()
@@ -248,8 +386,9 @@ impl Executor for CachedEngine<'_> {
         }
         let plain: Vec<Output> = inputs.iter().map(|i| i.output.clone()).collect();
         let output = self.engine.execute(id, node, &plain, log)?;
+        let mut stored = String::new();
         if recorded(&node.op) {
-            let stored = serde_json::to_string(&key_inputs).unwrap_or_default();
+            stored = serde_json::to_string(&key_inputs).unwrap_or_default();
             store.cache_insert(&key, output.snapshot(), &step, &stored)?;
         }
         let created_ms = if recorded(&node.op) {
@@ -257,12 +396,16 @@ impl Executor for CachedEngine<'_> {
         } else {
             0
         };
-        Ok(Keyed {
+        let keyed = Keyed {
             output,
             key,
             cached: false,
             created_ms,
-        })
+        };
+        if recorded(&node.op) {
+            self.queue_export(id, node, inputs, &keyed, &step, stored);
+        }
+        Ok(keyed)
     }
 
     fn is_cached(output: &Keyed) -> bool {

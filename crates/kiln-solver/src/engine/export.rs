@@ -20,6 +20,9 @@ use super::{Engine, EngineError, Output};
 pub struct StageImage {
     pub config: ImageConfig,
     pub layers: Vec<LayerDescriptor>,
+    /// Each history entry's step and the index of its layer in `layers` (`None` when it
+    /// changed nothing), in history order.
+    pub entry_layers: Vec<(NodeId, Option<usize>)>,
 }
 
 pub fn stage_image(
@@ -40,50 +43,62 @@ pub fn stage_image(
             .image_layers(digest)
             .map_err(EngineError::Input)?
         {
+            // The bytes are needed now (the image store and every output read them).
+            let path = local_blob(engine, &LazyLayer::of_image(&layer))?;
             layers.push(LayerDescriptor {
                 media_type: MediaType::from(oci_layer_type(&layer.media_type)),
                 digest: parse_digest(&layer.digest)?,
                 size: layer.size,
                 diff_id: parse_digest(&layer.diff_id)?,
-                path: super::images::layer_blob(engine, &layer)?,
+                path,
             });
         }
     }
     let created = Timestamp::from_unix(options.source_date_epoch.unwrap_or(created_secs));
     let mut history = Vec::with_capacity(stage.image.history.len());
+    let mut entry_layers = Vec::new();
     for entry in &stage.image.history {
         let mut empty = entry.empty_layer;
         if let Some(node) = entry.layer {
-            if let Some(Output::Layers(lazy)) = outputs.get(&node) {
-                match lazy_layer(engine, lazy, options)? {
-                    Some(layer) => {
-                        layers.push(layer);
-                        empty = false;
-                    }
-                    None => empty = true,
-                }
-                history.push(history_entry(entry, created, empty));
-                continue;
-            }
-            let snapshot = outputs.get(&node).and_then(Output::snapshot);
-            let diff = match snapshot {
-                Some(id) => Some(engine.snapshotter().fs_dir(id)?),
+            let layer = match outputs.get(&node) {
+                Some(output) => step_layer(engine, output, options)?,
                 None => None,
             };
-            match (snapshot, diff) {
-                (Some(id), Some(dir)) if !is_empty_dir(&dir) => {
-                    layers.push(snapshot_layer(engine, id, &dir, options)?);
-                    empty = false;
-                }
-                _ => empty = true,
-            }
+            // Empty diffs are dropped and their entries marked, as BuildKit does.
+            empty = layer.is_none();
+            entry_layers.push((node, layer.as_ref().map(|_| layers.len())));
+            layers.extend(layer);
         }
         history.push(history_entry(entry, created, empty));
     }
     let mut config = image_config(&stage.image);
     config.created = Some(created);
     config.history = history;
-    Ok(StageImage { config, layers })
+    Ok(StageImage {
+        config,
+        layers,
+        entry_layers,
+    })
+}
+
+/// The layer of the diff a step's output adds (`None` when it adds nothing), written with
+/// `options` or taken as it is when already written so: what a cache record carries.
+pub(crate) fn step_layer(
+    engine: &Engine,
+    output: &Output,
+    options: &LayerOptions,
+) -> Result<Option<LayerDescriptor>, EngineError> {
+    match output {
+        Output::Layers(lazy) => lazy_layer(engine, lazy, options),
+        Output::Fs(Some(id)) => {
+            let dir = engine.snapshotter().fs_dir(id)?;
+            if is_empty_dir(&dir) {
+                return Ok(None);
+            }
+            snapshot_layer(engine, id, &dir, options).map(Some)
+        }
+        Output::Fs(None) | Output::Dir { .. } => Ok(None),
+    }
 }
 
 fn history_entry(entry: &HistoryEntry, created: Timestamp, empty: bool) -> History {

@@ -1,17 +1,16 @@
 //! Image sources: an image's layers, unpacked (by `lazy::materialize`) into a snapshot chain
 //! once, found again by chain id so every later build (in any kiln process) reuses them.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use kiln_graph::ImageSource;
 use sha2::{Digest as _, Sha256};
 
-use super::lazy::{BlobLocation, BlobSource, LazyFs, LazyLayer};
+use super::lazy::{BlobLocation, LazyFs, LazyLayer};
 use super::{Engine, EngineError, Output};
 
-/// One layer of a stored image.
-#[derive(Clone)]
+/// One layer of an image.
+#[derive(Debug, Clone)]
 pub struct ImageLayer {
     /// sha256 of the uncompressed tar.
     pub diff_id: String,
@@ -19,13 +18,13 @@ pub struct ImageLayer {
     pub digest: String,
     pub media_type: String,
     pub size: u64,
-    /// Where the blob is on disk, or goes once fetched.
-    pub path: PathBuf,
-    /// Where a blob not yet on disk comes from (a pulled image's registry).
-    pub source: Option<Arc<dyn BlobSource>>,
+    /// Where the blob is: in the store, or somewhere it is fetched from (a registry) the
+    /// first time a build needs its bytes.
+    pub location: BlobLocation,
 }
 
-/// Finds the layers of images by manifest digest (kiln's image store implements it).
+/// Finds the layers of images by manifest digest (kiln's image store implements it; an
+/// image pulled lazily from a registry would list remote locations).
 pub trait ImageLayers: Send + Sync {
     /// The layers of the image whose manifest has `manifest_digest`, base first.
     fn image_layers(&self, manifest_digest: &str) -> Result<Vec<ImageLayer>, String>;
@@ -66,42 +65,9 @@ pub(crate) fn image_output(engine: &Engine, source: &ImageSource) -> Result<Outp
     }
     Ok(Output::Layers(Arc::new(LazyFs {
         base: None,
-        layers: layers
-            .into_iter()
-            .map(|layer| LazyLayer {
-                diff_id: layer.diff_id,
-                digest: layer.digest,
-                media_type: layer.media_type,
-                size: layer.size,
-                location: match layer.source {
-                    Some(source) if !layer.path.exists() => BlobLocation::Remote(source),
-                    _ => BlobLocation::Local(layer.path),
-                },
-                written_with: None,
-                rerun: None,
-            })
-            .collect(),
+        layers: layers.iter().map(LazyLayer::of_image).collect(),
         own_top: false,
     })))
-}
-
-/// The path of `layer`'s blob in the store, fetched from its source first when missing
-/// (an export needs the bytes of a base layer no step unpacked).
-pub(crate) fn layer_blob(engine: &Engine, layer: &ImageLayer) -> Result<PathBuf, EngineError> {
-    let (Some(source), false) = (&layer.source, layer.path.exists()) else {
-        return Ok(layer.path.clone());
-    };
-    let fail = |message: String| EngineError::Blob {
-        digest: layer.digest.clone(),
-        message: format!("{}: {message}", source.describe()),
-    };
-    let digest = kiln_store::Digest::parse(&layer.digest).map_err(|e| fail(e.to_string()))?;
-    let reader = source.open_blob(&layer.digest, layer.size).map_err(fail)?;
-    let store = engine.store();
-    store
-        .put_blob_expecting(reader, &digest)
-        .map_err(|e| fail(e.to_string()))?;
-    Ok(store.blob_path(&digest))
 }
 
 #[cfg(test)]

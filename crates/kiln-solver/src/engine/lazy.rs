@@ -85,6 +85,8 @@ pub struct Rerun {
     pub inputs: Vec<Output>,
     /// What answered the step (`cache record sha256:… from type=local,src=…`).
     pub origin: String,
+    /// The re-run's result: a step runs again at most once per build.
+    pub result: std::sync::Mutex<Option<Output>>,
 }
 
 /// One layer of a lazy filesystem.
@@ -100,6 +102,45 @@ pub struct LazyLayer {
     /// The options kiln wrote the blob with; `None` for an image's own layers.
     pub written_with: Option<LayerSettings>,
     pub rerun: Option<Arc<Rerun>>,
+    /// The cache record this layer came from: once unpacked, the store records it, so
+    /// later builds hit locally without the remote cache.
+    pub record: Option<Arc<ImportedRecord>>,
+}
+
+impl LazyLayer {
+    /// A layer of an image, as it is.
+    pub fn of_image(layer: &super::ImageLayer) -> Self {
+        LazyLayer {
+            diff_id: layer.diff_id.clone(),
+            digest: layer.digest.clone(),
+            media_type: layer.media_type.clone(),
+            size: layer.size,
+            location: layer.location.clone(),
+            written_with: None,
+            rerun: None,
+            record: None,
+        }
+    }
+}
+
+impl fmt::Debug for BlobLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BlobLocation::Local(path) => f.debug_tuple("Local").field(path).finish(),
+            BlobLocation::Remote(source) => {
+                f.debug_tuple("Remote").field(&source.describe()).finish()
+            }
+        }
+    }
+}
+
+/// A remote cache record as the local cache will store it.
+pub struct ImportedRecord {
+    pub key: String,
+    pub step: String,
+    /// The key inputs (JSON text), for explanations.
+    pub inputs: String,
+    pub created_ms: i64,
 }
 
 /// A filesystem not unpacked yet: `layers` (bottom first) on `base`.
@@ -227,6 +268,15 @@ fn materialize_fs(
         let id = chain_id(chain.as_deref(), &layer.diff_id);
         match apply_once(engine, parent.as_deref(), &id, layer, label) {
             Ok(snapshot) => {
+                if let Some(record) = &layer.record {
+                    engine.store().cache_insert_created(
+                        &record.key,
+                        Some(&snapshot),
+                        &record.step,
+                        &record.inputs,
+                        record.created_ms,
+                    )?;
+                }
                 parent = Some(snapshot);
                 chain = Some(id);
             }
@@ -235,11 +285,19 @@ fn materialize_fs(
                 else {
                     return Err(error);
                 };
-                engine.warn(format!(
-                    "{}: layer {digest} cannot be used ({message}); the step ran again",
-                    rerun.origin
-                ));
-                let output = engine.execute_node(rerun.id, &rerun.node, &rerun.inputs)?;
+                let mut result = rerun.result.lock().unwrap_or_else(|p| p.into_inner());
+                let output = match result.as_ref() {
+                    Some(output) => output.clone(),
+                    None => {
+                        engine.warn(format!(
+                            "{}: layer {digest} cannot be used ({message}); the step ran again",
+                            rerun.origin
+                        ));
+                        let output = engine.execute_node(rerun.id, &rerun.node, &rerun.inputs)?;
+                        *result = Some(output.clone());
+                        output
+                    }
+                };
                 parent = output.snapshot().map(str::to_string);
                 // What the re-run made is its own: nothing above it may be shared by chain.
                 chain = parent.clone();

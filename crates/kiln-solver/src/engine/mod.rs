@@ -24,7 +24,7 @@ use kiln_worker::{CancelToken, Snapshotter};
 use crate::Executor;
 
 pub use images::{ImageLayer, ImageLayers, chain_id};
-pub use lazy::{BlobLocation, BlobSource, LayerSettings, LazyFs, LazyLayer, Rerun};
+pub use lazy::{BlobLocation, BlobSource, ImportedRecord, LayerSettings, LazyFs, LazyLayer, Rerun};
 pub use secrets::{SecretSource, parse_secret_flag};
 
 /// What an op produced.

@@ -20,6 +20,8 @@ pub struct ExportRequest {
     pub outputs: Vec<OutputSpec>,
     pub source_date_epoch: Option<i64>,
     pub load: bool,
+    /// `--cache-to type=inline`: the image carries the records of its own layers.
+    pub inline_cache: bool,
 }
 
 /// What was written, for `--iidfile` and `--metadata-file`.

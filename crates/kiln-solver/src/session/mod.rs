@@ -6,6 +6,7 @@ mod export;
 mod outputs;
 mod policy;
 mod push;
+mod remote;
 mod shortcut;
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,13 +22,17 @@ use kiln_worker::CancelToken;
 use crate::build::StoreImages;
 use crate::engine::cache::{CachePolicy, CachedEngine, Miss};
 use crate::engine::export::stage_image;
-use crate::engine::{Engine, EngineConfig, EngineError, Output, SecretSource};
+use crate::engine::{Engine, EngineConfig, EngineError, LayerSettings, Output, SecretSource};
+use crate::remote_cache::{
+    CacheImport, ExportReport, ExportTarget, InlineRecord, InlineRecords, export_records,
+};
 use crate::{Event, SolveOptions, solve};
 
 pub use export::{ExportRequest, ExportedImage};
 pub use outputs::{OutputKind, OutputSpec, parse_output};
 pub use policy::{cache_policy, check_entitlements, step_scope};
 pub use push::{PushReport, push_image};
+pub use remote::{open_cache_exports, open_cache_imports};
 pub use shortcut::ShortcutInputs;
 
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +128,14 @@ impl Session {
             fail_fast: settings.fail_fast,
             cancelled: Some(&stop),
         };
-        let cached = CachedEngine::new(&self.engine, settings.policy.clone());
+        let (sender, receiver) = if settings.cache_exports.is_empty() {
+            (None, None)
+        } else {
+            let (sender, receiver) = std::sync::mpsc::channel();
+            (Some(sender), Some(receiver))
+        };
+        let cached = CachedEngine::new(&self.engine, settings.policy.clone())
+            .with_remote(settings.cache_imports.clone(), sender);
         // Fail-fast also stops what is already running, as BuildKit does: the first
         // failure cancels the engine, which kills running containers.
         let failed = AtomicBool::new(false);
@@ -134,16 +146,39 @@ impl Session {
             }
             events(event);
         };
-        let outcome = solve(graph, roots, &cached, &options, &on_event);
+        // Records stream to `--cache-to` while the build runs; what finished is written
+        // even when the build fails.
+        let (outcome, report) = std::thread::scope(|scope| {
+            let worker = receiver.map(|receiver| {
+                scope.spawn(|| export_records(&self.engine, &settings.cache_exports, receiver))
+            });
+            let outcome = solve(graph, roots, &cached, &options, &on_event);
+            cached.close_exports();
+            let report = worker
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| ExportReport {
+                        errors: vec!["cache export stopped unexpectedly".into()],
+                        ..ExportReport::default()
+                    })
+                })
+                .unwrap_or_default();
+            (outcome, report)
+        });
         if self.cancel.is_cancelled() && !failed.load(Ordering::SeqCst) {
             return Err(SessionError::Cancelled);
         }
         Ok(Solved {
+            cache_export: report,
             reads: cached.reads(),
             created_ms: outcome
                 .outputs
                 .iter()
                 .map(|(id, keyed)| (*id, keyed.created_ms))
+                .collect(),
+            keys: outcome
+                .outputs
+                .iter()
+                .map(|(id, keyed)| (*id, keyed.key.clone()))
                 .collect(),
             outputs: outcome
                 .outputs
@@ -153,6 +188,12 @@ impl Session {
             failures: outcome.failures,
             misses: cached.misses(),
         })
+    }
+
+    /// Warnings so far that did not fail the build (cache blobs that could not be used and
+    /// the steps that ran again instead), emptied.
+    pub fn take_warnings(&self) -> Vec<String> {
+        self.engine.take_warnings()
     }
 
     /// Writes an image already in the store (a short-cut answer) to every output.
@@ -253,7 +294,7 @@ impl Session {
             compression_level: request.outputs.iter().find_map(|o| o.compression_level),
             source_date_epoch: request.source_date_epoch,
         };
-        let image = stage_image(
+        let mut image = stage_image(
             &self.engine,
             graph,
             stage,
@@ -261,6 +302,10 @@ impl Session {
             created_secs,
             &layer_options,
         )?;
+        if request.inline_cache {
+            let records = inline_records(graph, solved, &image.entry_layers, &layer_options);
+            image.config.inline_cache = Some(serde_json::to_value(records).unwrap_or_default());
+        }
         let built = build_image(
             &image.config,
             &image.layers,
@@ -295,6 +340,36 @@ fn only_cache(request: &ExportRequest) -> bool {
             .all(|o| o.kind == OutputKind::CacheOnly)
 }
 
+/// The cache records of an image's own steps, to carry in its config.
+fn inline_records(
+    graph: &Graph,
+    solved: &Solved,
+    entry_layers: &[(kiln_graph::NodeId, Option<usize>)],
+    options: &LayerOptions,
+) -> InlineRecords {
+    let records = entry_layers
+        .iter()
+        .filter_map(|(node, layer)| {
+            let key = solved.keys.get(node)?;
+            let parent = graph
+                .node(*node)
+                .and_then(|n| n.inputs.first())
+                .and_then(|input| solved.keys.get(input))
+                .cloned();
+            Some(InlineRecord {
+                key: key.clone(),
+                parent,
+                created_ms: solved.created_ms.get(node).copied().unwrap_or(0),
+                layer: *layer,
+            })
+        })
+        .collect();
+    InlineRecords {
+        settings: Some(LayerSettings::of(options)),
+        records,
+    }
+}
+
 /// Output combinations that cannot be written, refused before any work.
 fn check_outputs(request: &ExportRequest) -> Result<(), SessionError> {
     let zstd = request
@@ -317,11 +392,15 @@ fn check_outputs(request: &ExportRequest) -> Result<(), SessionError> {
 }
 
 /// How a graph is solved.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct SolveSettings {
     pub max_parallelism: Option<usize>,
     pub fail_fast: bool,
     pub policy: CachePolicy,
+    /// `--cache-from` sources, in order.
+    pub cache_imports: Vec<Arc<CacheImport>>,
+    /// `--cache-to` destinations.
+    pub cache_exports: Vec<Arc<ExportTarget>>,
 }
 
 /// What solving produced.
@@ -330,6 +409,10 @@ pub struct Solved {
     pub reads: Vec<crate::engine::cache::ContextRead>,
     pub outputs: HashMap<kiln_graph::NodeId, Output>,
     pub created_ms: HashMap<kiln_graph::NodeId, i64>,
+    /// Each step's cache key.
+    pub keys: HashMap<kiln_graph::NodeId, String>,
     pub failures: Vec<(kiln_graph::NodeId, EngineError)>,
     pub misses: Vec<Miss>,
+    /// What `--cache-to` wrote, and its failures.
+    pub cache_export: ExportReport,
 }

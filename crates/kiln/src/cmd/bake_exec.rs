@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use kiln_bake::build_opt::build_opt;
 use kiln_bake::{Resolved, Target};
@@ -11,12 +12,16 @@ use kiln_graph::lower::{LoweredStage, NamedContext};
 use kiln_solver::build::{BuildRequest, parse_build_context, plan};
 use kiln_solver::engine::SecretSource;
 
+use kiln_solver::remote_cache::{CacheImport, ExportTarget};
 use kiln_solver::session::{
-    ExportRequest, Session, SolveSettings, cache_policy, check_entitlements, parse_output,
+    ExportRequest, Session, SolveSettings, cache_policy, check_entitlements, open_cache_exports,
+    open_cache_imports, parse_output,
 };
 
 use super::build_call::CallRequest;
-use super::build_exec::{Failure, auto_gc, open_session, solve_with_progress};
+use super::build_exec::{
+    Failure, auto_gc, open_session, parse_cache_specs, report_cache_warnings, solve_with_progress,
+};
 use crate::progress::{Progress, ProgressMode};
 use crate::render::Format;
 
@@ -139,12 +144,16 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
             }
         }
     }
+    let (cache_imports, cache_exports) = target_caches(&session, resolved, &stages, &graph)?;
     let settings = SolveSettings {
         max_parallelism: run.max_parallelism,
         fail_fast: !run.keep_going,
         policy,
+        cache_imports,
+        cache_exports,
     };
     let outcome = solve_with_progress(&session, &graph, &roots, &progress, &settings)?;
+    report_cache_warnings(&session, Some(&outcome.cache_export))?;
 
     let succeeded: Vec<&(String, LoweredStage)> = stages
         .iter()
@@ -186,6 +195,7 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
     } else {
         failures.push("--atomic: nothing was published because a target failed".to_string());
     }
+    report_cache_warnings(&session, None)?;
     if let Some(path) = run.metadata_file {
         let text = serde_json::to_vec_pretty(&serde_json::Value::Object(metadata))?;
         kiln_store::fsutil::write_atomic(path, &text)?;
@@ -405,7 +415,67 @@ fn export_request(target: &Target, name: &str) -> Result<ExportRequest, Failure>
         outputs,
         source_date_epoch,
         load: false,
+        inline_cache: target
+            .cache_to
+            .iter()
+            .flatten()
+            .any(|entry| entry.get("type").map(String::as_str) == Some("inline")),
     })
+}
+
+/// The targets' `cache-from` sources (one graph is solved once, so every source serves
+/// every target) and their `cache-to` destinations, each with its own target's steps.
+#[expect(
+    clippy::type_complexity,
+    reason = "a pair of lists, named by the callee's types"
+)]
+fn target_caches(
+    session: &Session,
+    resolved: &Resolved,
+    stages: &[(String, LoweredStage)],
+    graph: &Graph,
+) -> Result<(Vec<Arc<CacheImport>>, Vec<Arc<ExportTarget>>), Failure> {
+    let text = |entry: &BTreeMap<String, String>| {
+        entry
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut from = Vec::new();
+    let mut exports = Vec::new();
+    for (name, stage) in stages {
+        let Some(target) = resolved.targets.get(name) else {
+            continue;
+        };
+        let sources: Vec<String> = target.cache_from.iter().flatten().map(text).collect();
+        for spec in parse_cache_specs(&sources, false).map_err(|e| in_target(name, e))? {
+            if !from.contains(&spec) {
+                from.push(spec);
+            }
+        }
+        let destinations: Vec<String> = target.cache_to.iter().flatten().map(text).collect();
+        let specs = parse_cache_specs(&destinations, true).map_err(|e| in_target(name, e))?;
+        let epoch = export_request(target, name)?.source_date_epoch;
+        let (opened, warnings) = open_cache_exports(session, &specs, graph, &[stage], epoch)
+            .map_err(|e| format!("[{name}] {e}"))?;
+        for warning in warnings {
+            eprintln!("WARNING: [{name}] {warning}");
+        }
+        exports.extend(opened);
+    }
+    let (imports, warnings) = open_cache_imports(session, &from);
+    for warning in warnings {
+        eprintln!("WARNING: {warning}");
+    }
+    Ok((imports, exports))
+}
+
+fn in_target(name: &str, failure: Failure) -> Failure {
+    Failure {
+        message: format!("[{name}] {}", failure.message),
+        code: failure.code,
+    }
 }
 
 fn secret_source(entry: &BTreeMap<String, String>) -> Result<(String, SecretSource), Failure> {

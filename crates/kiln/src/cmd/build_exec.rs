@@ -8,9 +8,13 @@ use kiln_graph::Graph;
 use kiln_solver::build::{BuildRequest, StoreImages, parse_build_context, plan};
 use kiln_solver::engine::cache::Miss;
 use kiln_solver::engine::{SecretSource, parse_secret_flag};
+use kiln_solver::remote_cache::{
+    CacheBackend, CacheSpec, ExportReport, RemoteCacheError, parse_cache_spec,
+};
 use kiln_solver::session::{
     ExportRequest, ExportedImage, OutputSpec, Session, SessionError, ShortcutInputs, SolveSettings,
-    Solved, cache_policy, check_entitlements, parse_output, step_scope,
+    Solved, cache_policy, check_entitlements, open_cache_exports, open_cache_imports, parse_output,
+    step_scope,
 };
 use kiln_store::Store;
 
@@ -47,6 +51,8 @@ struct Plan {
     outputs: Vec<OutputSpec>,
     tags: Vec<String>,
     source_date_epoch: Option<i64>,
+    cache_from: Vec<CacheSpec>,
+    cache_to: Vec<CacheSpec>,
 }
 
 fn prepare(
@@ -63,6 +69,8 @@ fn prepare(
     if args.push {
         outputs.push(parse_output("type=registry")?);
     }
+    let cache_from = parse_cache_specs(&args.cache_from, false)?;
+    let cache_to = parse_cache_specs(&args.cache_to, true)?;
     for flag in unserved_flags(args) {
         eprintln!(
             "WARNING: {flag} is accepted but not served by this version of kiln; it has no effect"
@@ -130,14 +138,61 @@ fn prepare(
         outputs,
         tags: args.tags.clone(),
         source_date_epoch,
+        cache_from,
+        cache_to,
     })
+}
+
+/// `--cache-from`/`--cache-to` values; a malformed one, or an export kiln cannot serve, is
+/// refused before anything runs.
+pub fn parse_cache_specs(values: &[String], export: bool) -> Result<Vec<CacheSpec>, Failure> {
+    let usage = |message: String| Failure { message, code: 2 };
+    let mut specs = Vec::new();
+    for value in values {
+        let spec = parse_cache_spec(value, export).map_err(|e| usage(e.to_string()))?;
+        if export && let Err(error) = check_cache_backend(&spec) {
+            return Err(usage(error.to_string()));
+        }
+        specs.push(spec);
+    }
+    Ok(specs)
+}
+
+/// Prints what did not fail the build: cache export failures and cache blobs replaced by
+/// re-runs. `Err` when a `--cache-to ...,ignore-error=false` export failed.
+pub fn report_cache_warnings(
+    session: &Session,
+    export: Option<&ExportReport>,
+) -> Result<(), Failure> {
+    for warning in session.take_warnings() {
+        eprintln!("WARNING: {warning}");
+    }
+    let Some(report) = export else { return Ok(()) };
+    for error in &report.errors {
+        eprintln!("WARNING: {error}");
+    }
+    if report.fatal {
+        return Err(Failure {
+            message: "exporting the build cache failed (ignore-error=false)".into(),
+            code: 1,
+        });
+    }
+    Ok(())
+}
+
+/// Refuses an export backend this version does not serve, before anything runs (a local
+/// layout is only created once the build starts).
+fn check_cache_backend(spec: &CacheSpec) -> Result<(), RemoteCacheError> {
+    match spec.backend {
+        CacheBackend::Local { .. } | CacheBackend::Inline => Ok(()),
+        // Checked when opened, with the build's registry client.
+        CacheBackend::Registry { .. } => Ok(()),
+    }
 }
 
 /// Flags of `docker buildx build` kiln parses but does not act on yet.
 fn unserved_flags(args: &BuildArgs) -> Vec<&'static str> {
     let used = [
-        (!args.cache_from.is_empty(), "--cache-from"),
-        (!args.cache_to.is_empty(), "--cache-to"),
         (!args.ssh.is_empty(), "--ssh"),
         (
             !args.attest.is_empty() || args.provenance.is_some() || args.sbom.is_some(),
@@ -177,8 +232,17 @@ pub fn run_build(
         outputs: plan_input.outputs.clone(),
         source_date_epoch: plan_input.source_date_epoch,
         load: args.load,
+        inline_cache: plan_input
+            .cache_to
+            .iter()
+            .any(|spec| spec.backend == CacheBackend::Inline),
     };
-    let fingerprint = shortcut_fingerprint(args, &plan_input);
+    // The short cut would skip the steps a cache export streams.
+    let fingerprint = if args.cache_to.is_empty() {
+        shortcut_fingerprint(args, &plan_input)
+    } else {
+        None
+    };
     let exported = match fingerprint
         .as_deref()
         .map(|f| session.shortcut(f))
@@ -238,6 +302,20 @@ fn build_the_long_way(
             progress.describe(id, description);
         }
     }
+    let (cache_imports, warnings) = open_cache_imports(session, &plan_input.cache_from);
+    for warning in warnings {
+        eprintln!("WARNING: {warning}");
+    }
+    let (cache_exports, warnings) = open_cache_exports(
+        session,
+        &plan_input.cache_to,
+        &graph,
+        &[&stage],
+        plan_input.source_date_epoch,
+    )?;
+    for warning in warnings {
+        eprintln!("WARNING: {warning}");
+    }
     let settings = SolveSettings {
         max_parallelism: args.max_parallelism,
         fail_fast: true,
@@ -247,8 +325,11 @@ fn build_the_long_way(
             args.no_cache,
             &args.no_cache_filter,
         ),
+        cache_imports,
+        cache_exports,
     };
     let outcome = solve_with_progress(session, &graph, &[stage.fs], &progress, &settings)?;
+    report_cache_warnings(session, Some(&outcome.cache_export))?;
     if args.explain {
         print_misses(&outcome.misses);
     }
@@ -263,6 +344,7 @@ fn build_the_long_way(
         });
     }
     let exported = session.export(&graph, &stage, &outcome, request)?;
+    report_cache_warnings(session, None)?;
     // A URL's content is not checked again by the short cut, so such builds never use it.
     let fetches = graph.required(&[stage.fs]).iter().any(|id| {
         matches!(

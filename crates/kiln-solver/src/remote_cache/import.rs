@@ -1,0 +1,156 @@
+//! `--cache-from`: the index (a source's record tags, and the records an image under the
+//! source's own tag carries inline) is read once when the build starts; a step that misses
+//! locally and whose key is in it gets its record (manifest and config, both small), and its
+//! layer blob only when something needs the bytes.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::sync::Arc;
+
+use super::RemoteCacheError;
+use super::inline::{image_config_ref, records_of_image};
+use super::record::{self, RecordConfig, decode_manifest, key_of_tag, record_tag};
+use super::storage::{BlobRef, CacheStorage};
+use crate::engine::BlobSource;
+
+/// One cache source with the keys it holds.
+pub struct CacheImport {
+    storage: Arc<dyn CacheStorage>,
+    prefix: String,
+    keys: HashSet<String>,
+    /// Records carried by the image the source's own tag names (`type=inline` exports).
+    inline: HashMap<String, RemoteRecord>,
+}
+
+/// A record found for a key.
+#[derive(Debug, Clone)]
+pub struct RemoteRecord {
+    pub config: RecordConfig,
+    pub layer: Option<BlobRef>,
+}
+
+impl CacheImport {
+    /// Reads the index of `storage` for records under the tag `prefix`: record tags
+    /// `{prefix}-{hex}`, and the inline records of an image tagged `prefix` itself.
+    pub fn open(storage: Arc<dyn CacheStorage>, prefix: &str) -> Result<Self, RemoteCacheError> {
+        let tags = storage.list_tags()?;
+        let keys = tags
+            .iter()
+            .filter_map(|tag| key_of_tag(prefix, tag))
+            .collect();
+        let inline = if tags.iter().any(|t| t == prefix) {
+            inline_records(storage.as_ref(), prefix)?
+        } else {
+            HashMap::new()
+        };
+        Ok(Self {
+            storage,
+            prefix: prefix.to_string(),
+            keys,
+            inline,
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        self.storage.describe()
+    }
+
+    /// Whether the index lists `key` (no I/O).
+    pub fn has(&self, key: &str) -> bool {
+        self.keys.contains(key) || self.inline.contains_key(key)
+    }
+
+    /// The record of `key`; `None` when the source does not have it (any more).
+    pub fn record(&self, key: &str) -> Result<Option<RemoteRecord>, RemoteCacheError> {
+        if let Some(record) = self.inline.get(key) {
+            return Ok(Some(record.clone()));
+        }
+        if !self.keys.contains(key) {
+            return Ok(None);
+        }
+        let Some(manifest) = self.storage.get_manifest(&record_tag(&self.prefix, key))? else {
+            return Ok(None);
+        };
+        let (config_ref, layer) = decode_manifest(&manifest)?;
+        let mut bytes = Vec::new();
+        self.storage
+            .open_blob(&config_ref)?
+            .take(1 << 24)
+            .read_to_end(&mut bytes)
+            .map_err(super::io_error(format!(
+                "read record config {}",
+                config_ref.digest
+            )))?;
+        if record::digest_of(&bytes) != config_ref.digest {
+            return Err(RemoteCacheError::Format(format!(
+                "record config {} does not match its digest",
+                config_ref.digest
+            )));
+        }
+        let config: RecordConfig = serde_json::from_slice(&bytes)
+            .map_err(|e| RemoteCacheError::Format(format!("record config: {e}")))?;
+        if config.key != key || config.layer.is_some() != layer.is_some() {
+            return Err(RemoteCacheError::Format(format!(
+                "the record tagged for {key} does not describe it"
+            )));
+        }
+        Ok(Some(RemoteRecord { config, layer }))
+    }
+
+    /// Reads this source's blobs for lazy layers.
+    pub fn blob_source(&self) -> Arc<dyn BlobSource> {
+        Arc::new(StorageBlobs(self.storage.clone()))
+    }
+}
+
+/// A config-sized blob, checked against its digest.
+fn read_small_blob(
+    storage: &dyn CacheStorage,
+    blob: &BlobRef,
+) -> Result<Vec<u8>, RemoteCacheError> {
+    let mut bytes = Vec::new();
+    storage
+        .open_blob(blob)?
+        .take(1 << 24)
+        .read_to_end(&mut bytes)
+        .map_err(super::io_error(format!("read {}", blob.digest)))?;
+    if record::digest_of(&bytes) != blob.digest {
+        return Err(RemoteCacheError::Format(format!(
+            "blob {} does not match its digest",
+            blob.digest
+        )));
+    }
+    Ok(bytes)
+}
+
+/// The inline records of the image `tag` names, if it is an image.
+fn inline_records(
+    storage: &dyn CacheStorage,
+    tag: &str,
+) -> Result<HashMap<String, RemoteRecord>, RemoteCacheError> {
+    let Some(manifest) = storage.get_manifest(tag)? else {
+        return Ok(HashMap::new());
+    };
+    let Some(config_ref) = image_config_ref(&manifest) else {
+        return Ok(HashMap::new());
+    };
+    let config = read_small_blob(storage, &config_ref)?;
+    records_of_image(&manifest, &config)
+}
+
+struct StorageBlobs(Arc<dyn CacheStorage>);
+
+impl BlobSource for StorageBlobs {
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+
+    fn open_blob(&self, digest: &str, size: u64) -> Result<Box<dyn Read + Send>, String> {
+        let blob = BlobRef {
+            media_type: String::new(),
+            digest: digest.to_string(),
+            size,
+        };
+        self.0.open_blob(&blob).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,40 @@
+//! Where records live. An implementation only moves bytes — tags, manifests and blobs —
+//! so that an OCI image layout directory and a registry behave alike.
+
+use std::io::Read;
+
+use super::RemoteCacheError;
+
+/// A content-addressed blob as a manifest names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRef {
+    pub media_type: String,
+    /// `sha256:<hex>`.
+    pub digest: String,
+    pub size: u64,
+}
+
+/// The operations the remote cache needs from a place that stores OCI manifests and blobs
+/// by tag (a registry repository, an OCI layout directory). Implementations must not
+/// rewrite a shared object other than the tag they are asked to put: parallel writers
+/// each add their own tags, and the index is the set of tags.
+pub trait CacheStorage: Send + Sync {
+    /// Where this is, for messages (`type=local,dest=/cache`).
+    fn describe(&self) -> String;
+    /// Every tag stored (the index of records).
+    fn list_tags(&self) -> Result<Vec<String>, RemoteCacheError>;
+    /// The manifest `tag` names, `None` when there is no such tag.
+    fn get_manifest(&self, tag: &str) -> Result<Option<Vec<u8>>, RemoteCacheError>;
+    /// The bytes of a blob. The caller checks them against `blob.digest`.
+    fn open_blob(&self, blob: &BlobRef) -> Result<Box<dyn Read + Send>, RemoteCacheError>;
+    fn has_blob(&self, blob: &BlobRef) -> Result<bool, RemoteCacheError>;
+    /// Stores a blob whose content hashes to `blob.digest`.
+    fn put_blob(&self, blob: &BlobRef, content: &mut dyn Read) -> Result<(), RemoteCacheError>;
+    /// Stores `manifest` (of `media_type`) under `tag`, after every blob it names.
+    fn put_manifest(
+        &self,
+        tag: &str,
+        media_type: &str,
+        manifest: &[u8],
+    ) -> Result<(), RemoteCacheError>;
+}

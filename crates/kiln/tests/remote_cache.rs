@@ -1,0 +1,671 @@
+//! `--cache-to` / `--cache-from` with `type=local` (an OCI image layout directory): a fresh
+//! store answers every step from another store's records and makes the same image, pulling
+//! only the blobs that image needs; parallel exports to one directory merge; a failed
+//! build still exported what finished; a damaged blob costs a re-run, not the build.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use support::{Env, KILN, kiln_at, read, run_ok, text};
+
+const TWO_STAGES: &str = "\
+FROM busybox AS builder
+RUN echo built > /artifact && echo scratch > /tmp/big
+COPY src.txt /src.txt
+RUN cat /src.txt >> /artifact
+
+FROM busybox
+COPY --from=builder /artifact /app/artifact
+COPY app.txt /app/app.txt
+RUN echo final > /app/final
+";
+
+fn two_stage_context(env: &Env) -> PathBuf {
+    env.context(
+        "ctx",
+        &[
+            ("Dockerfile", TWO_STAGES),
+            ("src.txt", "source\n"),
+            ("app.txt", "app\n"),
+        ],
+    )
+}
+
+/// Another store with the very same busybox image (`kiln import` dates what it makes, so
+/// the image is saved and loaded).
+fn fresh_store(env: &Env, name: &str) -> PathBuf {
+    let archive = env.path("busybox.tar");
+    if !archive.exists() {
+        let out = env.kiln(&["save", "-o", archive.to_str().unwrap(), "busybox:latest"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let store = env.path(name);
+    let out = kiln_at(&store, &["load", "-i", archive.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    store
+}
+
+/// `kiln build --progress=plain` on `store`; returns (success, progress, manifest digest).
+fn build_at(store: &Path, env: &Env, args: &[&str]) -> (bool, String, String) {
+    let metadata = env.path(&format!("meta-{}", support_name(store)));
+    let _ = fs::remove_file(&metadata);
+    let mut full = vec![
+        "build",
+        "--progress=plain",
+        "--metadata-file",
+        metadata.to_str().unwrap(),
+    ];
+    full.extend_from_slice(args);
+    let out = kiln_at(store, &full);
+    let progress = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let digest = fs::read(&metadata)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v["containerimage.digest"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    (out.status.success(), progress, digest)
+}
+
+fn support_name(store: &Path) -> String {
+    store.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+fn blobs(store: &Path) -> BTreeSet<String> {
+    fs::read_dir(store.join("blobs/sha256"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn snapshots(store: &Path) -> usize {
+    fs::read_dir(store.join("snapshots")).map_or(0, |entries| entries.count())
+}
+
+fn index(layout: &Path) -> Vec<Value> {
+    let index: Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap())
+        .expect("index.json is valid JSON");
+    index["manifests"].as_array().cloned().unwrap_or_default()
+}
+
+fn layout_json(layout: &Path, digest: &str) -> Value {
+    let hex = digest.trim_start_matches("sha256:");
+    serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+}
+
+/// The record configs of a cache layout.
+fn records(layout: &Path) -> Vec<Value> {
+    index(layout)
+        .iter()
+        .map(|entry| {
+            let manifest = layout_json(layout, entry["digest"].as_str().unwrap());
+            layout_json(layout, manifest["config"]["digest"].as_str().unwrap())
+        })
+        .collect()
+}
+
+fn assert_all_cached(progress: &str, steps: usize) {
+    assert!(!progress.contains("cache miss"), "{progress}");
+    let cached = progress.matches(" CACHED").count();
+    assert!(
+        cached >= steps,
+        "{cached} steps cached, wanted {steps}:\n{progress}"
+    );
+}
+
+#[test]
+fn a_fresh_store_builds_the_same_image_from_another_stores_records() {
+    let Some(env) = Env::new() else { return };
+    let ctx = two_stage_context(&env);
+    let cache = env.path("cache");
+    let to = format!("type=local,dest={},mode=max", cache.display());
+    let (ok, progress, digest_a) = build_at(
+        &env.store,
+        &env,
+        &["-t", "app:a", "--cache-to", &to, ctx.to_str().unwrap()],
+    );
+    assert!(ok, "{progress}");
+    assert!(!progress.contains("WARNING"), "{progress}");
+    // Every step of both stages has a record, each under its own tag.
+    let steps: Vec<String> = records(&cache)
+        .iter()
+        .map(|r| r["step"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(steps.len(), 6, "{steps:?}");
+    let skopeo_tag = index(&cache)[0]["annotations"]["org.opencontainers.image.ref.name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(skopeo_tag.starts_with("latest-") && skopeo_tag.len() == 7 + 64);
+    let raw = run_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            &format!("oci:{}:{skopeo_tag}", cache.display()),
+        ],
+    );
+    assert!(
+        raw.contains("application/vnd.kiln.cache.record.v1+json"),
+        "{raw}"
+    );
+
+    let b = fresh_store(&env, "store-b");
+    let before = blobs(&b);
+    let from = format!("type=local,src={}", cache.display());
+    let archive = env.path("b.tar");
+    let output = format!("type=oci,dest={}", archive.display());
+    let (ok, progress, digest_b) = build_at(
+        &b,
+        &env,
+        &[
+            "-t",
+            "app:b",
+            "--cache-from",
+            &from,
+            "--output",
+            &output,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{progress}");
+    assert_all_cached(&progress, 6);
+    assert_eq!(digest_a, digest_b, "the same image");
+    assert_eq!(snapshots(&b), 0, "nothing was unpacked:\n{progress}");
+    // Only the final image's blobs were pulled: not the builder stage's layers.
+    let layout = env.path("b-layout");
+    fs::create_dir_all(&layout).unwrap();
+    run_ok(
+        "tar",
+        &[
+            "-xf",
+            archive.to_str().unwrap(),
+            "-C",
+            layout.to_str().unwrap(),
+        ],
+    );
+    let in_image = blobs_of_layout(&layout);
+    let pulled: Vec<String> = blobs(&b).difference(&before).cloned().collect();
+    let foreign: Vec<&String> = pulled.iter().filter(|b| !in_image.contains(*b)).collect();
+    assert!(
+        foreign.is_empty(),
+        "blobs the image does not need: {foreign:?}"
+    );
+    assert_eq!(
+        pulled.len(),
+        5,
+        "three layers, a config and a manifest: {pulled:?}"
+    );
+
+    // The image runs: its files are there.
+    let out = env.path("out");
+    let local = format!("type=local,dest={}", out.display());
+    let (ok, progress, _) = build_at(
+        &b,
+        &env,
+        &[
+            "--cache-from",
+            &from,
+            "--output",
+            &local,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{progress}");
+    assert_eq!(read(&out, "app/artifact"), "built\nsource\n");
+    assert_eq!(read(&out, "app/final"), "final\n");
+
+    // A step that misses builds on the imported records' files.
+    fs::write(ctx.join("app.txt"), "changed\n").unwrap();
+    let (ok, progress, _) = build_at(
+        &b,
+        &env,
+        &[
+            "--cache-from",
+            &from,
+            "--output",
+            &local,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{progress}");
+    assert_eq!(read(&out, "app/app.txt"), "changed\n");
+    assert_eq!(read(&out, "app/artifact"), "built\nsource\n");
+    // What was unpacked is now in the local cache: the final stage needs no remote. (The
+    // builder stage was never unpacked, so it runs; the unused build arg keeps the
+    // whole-build short cut from answering.)
+    let (ok, progress, _) = build_at(
+        &b,
+        &env,
+        &[
+            "--build-arg",
+            "UNUSED=1",
+            "--output",
+            &local,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{progress}");
+    let final_stage = progress.split("[stage-1 2/4]").nth(1).unwrap_or_default();
+    assert_all_cached(final_stage, 3);
+}
+
+fn blobs_of_layout(layout: &Path) -> BTreeSet<String> {
+    blobs_in(&layout.join("blobs/sha256"))
+}
+
+fn blobs_in(dir: &Path) -> BTreeSet<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn mode_min_exports_only_the_image_layers() {
+    let Some(env) = Env::new() else { return };
+    let ctx = two_stage_context(&env);
+    let cache = env.path("cache");
+    let to = format!("type=local,dest={}", cache.display());
+    let (ok, progress, _) = build_at(
+        &env.store,
+        &env,
+        &["--cache-to", &to, ctx.to_str().unwrap()],
+    );
+    assert!(ok, "{progress}");
+    let mut steps: Vec<String> = records(&cache)
+        .iter()
+        .map(|r| {
+            r["step"]
+                .as_str()
+                .unwrap()
+                .rsplit('#')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    steps.sort();
+    assert_eq!(steps, ["[stage-1 2/4]", "[stage-1 3/4]", "[stage-1 4/4]"]);
+}
+
+#[test]
+fn parallel_exports_to_one_directory_all_land() {
+    let Some(env) = Env::new() else { return };
+    let cache = env.path("cache");
+    let to = format!("type=local,dest={},mode=max", cache.display());
+    let other = fresh_store(&env, "store-c");
+    let contexts: Vec<PathBuf> = (0..2)
+        .map(|n| {
+            env.context(
+                &format!("ctx{n}"),
+                &[(
+                    "Dockerfile",
+                    &format!(
+                        "FROM busybox\nRUN echo {n} > /n\nRUN echo again{n} >> /n\nRUN echo third{n} > /t\n"
+                    ),
+                )],
+            )
+        })
+        .collect();
+    let stores = [env.store.clone(), other];
+    let children: Vec<_> = stores
+        .iter()
+        .zip(&contexts)
+        .map(|(store, ctx)| {
+            Command::new(KILN)
+                .arg("--root")
+                .arg(store)
+                .args(["build", "--progress=plain", "--cache-to", &to])
+                .arg(ctx)
+                .env_remove("KILN_ROOT")
+                .env_remove("SOURCE_DATE_EPOCH")
+                .output()
+                .unwrap()
+        })
+        .collect();
+    // Started one after the other above; run them truly at once as well.
+    let both: Vec<_> = stores
+        .iter()
+        .zip(&contexts)
+        .map(|(store, ctx)| {
+            let ctx = ctx.clone();
+            let store = store.clone();
+            let to = to.replace("cache", "cache2");
+            std::thread::spawn(move || {
+                Command::new(KILN)
+                    .arg("--root")
+                    .arg(&store)
+                    .args(["build", "--progress=plain", "--no-cache", "--cache-to", &to])
+                    .arg(&ctx)
+                    .env_remove("KILN_ROOT")
+                    .output()
+                    .unwrap()
+            })
+        })
+        .collect();
+    for out in children {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    for handle in both {
+        let out = handle.join().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let cache2 = env.path("cache2");
+    for layout in [&cache, &cache2] {
+        assert_eq!(records(layout).len(), 6, "three records from each build");
+        let tags: BTreeSet<String> = index(layout)
+            .iter()
+            .map(|e| {
+                e["annotations"]["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(tags.len(), 6);
+    }
+    // A third store hits every step of both builds.
+    let third = fresh_store(&env, "store-d");
+    let from = format!("type=local,src={}", cache2.display());
+    for ctx in &contexts {
+        let (ok, progress, _) = build_at(
+            &third,
+            &env,
+            &["--cache-from", &from, ctx.to_str().unwrap()],
+        );
+        assert!(ok, "{progress}");
+        assert_all_cached(&progress, 3);
+    }
+}
+
+#[test]
+fn a_failed_build_still_exported_the_steps_before_the_failure() {
+    let Some(env) = Env::new() else { return };
+    let good = "FROM busybox\nRUN echo one > /one\nRUN echo two > /two\n";
+    let ctx = env.context("ctx", &[("Dockerfile", &format!("{good}RUN false\n"))]);
+    let cache = env.path("cache");
+    let to = format!("type=local,dest={},mode=max", cache.display());
+    let (ok, progress, _) = build_at(
+        &env.store,
+        &env,
+        &["--cache-to", &to, ctx.to_str().unwrap()],
+    );
+    assert!(!ok, "the build fails:\n{progress}");
+    assert_eq!(records(&cache).len(), 2, "{progress}");
+
+    fs::write(ctx.join("Dockerfile"), good).unwrap();
+    let b = fresh_store(&env, "store-b");
+    let from = format!("type=local,src={}", cache.display());
+    let out = env.path("out");
+    let local = format!("type=local,dest={}", out.display());
+    let (ok, progress, _) = build_at(
+        &b,
+        &env,
+        &[
+            "--cache-from",
+            &from,
+            "--output",
+            &local,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{progress}");
+    assert_all_cached(&progress, 2);
+    assert_eq!(read(&out, "two"), "two\n");
+}
+
+#[test]
+fn a_damaged_blob_makes_its_step_run_again() {
+    let Some(env) = Env::new() else { return };
+    let ctx = two_stage_context(&env);
+    let cache = env.path("cache");
+    let to = format!("type=local,dest={},mode=max", cache.display());
+    let (ok, progress, _) = build_at(
+        &env.store,
+        &env,
+        &["--cache-to", &to, ctx.to_str().unwrap()],
+    );
+    assert!(ok, "{progress}");
+    // Flip a byte in every layer blob.
+    let mut damaged = 0;
+    for entry in index(&cache) {
+        let manifest = layout_json(&cache, entry["digest"].as_str().unwrap());
+        for layer in manifest["layers"].as_array().unwrap() {
+            let hex = layer["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:");
+            let path = cache.join("blobs/sha256").join(hex);
+            let mut bytes = fs::read(&path).unwrap();
+            let last = bytes.len() - 10;
+            bytes[last] ^= 0xff;
+            fs::write(&path, bytes).unwrap();
+            damaged += 1;
+        }
+    }
+    assert_eq!(damaged, 6);
+    let b = fresh_store(&env, "store-b");
+    let from = format!("type=local,src={}", cache.display());
+    let out = env.path("out");
+    let local = format!("type=local,dest={}", out.display());
+    let (ok, progress, _) = build_at(
+        &b,
+        &env,
+        &[
+            "-t",
+            "app:b",
+            "--cache-from",
+            &from,
+            "--output",
+            &local,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{progress}");
+    assert!(progress.contains("the step ran again"), "{progress}");
+    assert_eq!(read(&out, "app/artifact"), "built\nsource\n");
+    assert_eq!(read(&out, "app/app.txt"), "app\n");
+    assert_eq!(read(&out, "app/final"), "final\n");
+}
+
+#[test]
+fn bad_cache_specs_are_refused_before_building() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context("ctx", &[("Dockerfile", "FROM busybox\nRUN true\n")]);
+    for (flag, value, expected) in [
+        ("--cache-to", "type=local", "dest=DIRECTORY"),
+        (
+            "--cache-to",
+            "type=registry,ref=127.0.0.1:5000/app:c",
+            "not supported",
+        ),
+        ("--cache-to", "type=gha", "not supported"),
+        (
+            "--cache-to",
+            "type=local,dest=/x,mode=all",
+            "expected min or max",
+        ),
+    ] {
+        let out = env.build(&[flag, value, ctx.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{value}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(expected),
+            "{value}: {}",
+            text(&out.stderr)
+        );
+    }
+    // A destination that cannot be written is a warning, unless ignore-error=false.
+    let progress = env.build_ok(&[
+        "--cache-to",
+        "type=local,dest=/proc/kiln-cache",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(progress.contains("WARNING: --cache-to"), "{progress}");
+    let out = env.build(&[
+        "--cache-to",
+        "type=local,dest=/proc/kiln-cache,ignore-error=false",
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    // An import that cannot be read is a warning.
+    let progress = env.build_ok(&[
+        "--cache-from",
+        "type=local,src=/nonexistent",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(progress.contains("WARNING: --cache-from"), "{progress}");
+}
+
+/// `kiln bake` in `dir` on `store`.
+fn bake_at(store: &Path, dir: &Path) -> (bool, String) {
+    let out = Command::new(KILN)
+        .arg("--root")
+        .arg(store)
+        .args(["bake", "--progress=plain"])
+        .current_dir(dir)
+        .env_remove("KILN_ROOT")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!("{}{}", text(&out.stdout), text(&out.stderr)),
+    )
+}
+
+#[test]
+fn bake_targets_export_and_import_their_cache() {
+    let Some(env) = Env::new() else { return };
+    let project = env.context(
+        "project",
+        &[
+            ("Dockerfile", "FROM busybox\nRUN echo baked > /baked\nRUN echo more >> /baked\n"),
+            (
+                "docker-bake.hcl",
+                "group \"default\" { targets = [\"app\"] }\ntarget \"app\" {\n  cache-to = [\"type=local,dest=cache,mode=max\"]\n  \
+                 cache-from = [\"type=local,src=cache\"]\n}\n",
+            ),
+        ],
+    );
+    // The first bake has no cache to read yet: a warning, not a failure.
+    let (ok, progress) = bake_at(&env.store, &project);
+    assert!(ok, "{progress}");
+    assert_eq!(records(&project.join("cache")).len(), 2, "{progress}");
+    let b = fresh_store(&env, "store-b");
+    let (ok, progress) = bake_at(&b, &project);
+    assert!(ok, "{progress}");
+    assert_all_cached(&progress, 2);
+}
+
+#[test]
+fn records_written_with_other_compression_are_unpacked_and_written_again() {
+    let Some(env) = Env::new() else { return };
+    let ctx = two_stage_context(&env);
+    let cache = env.path("cache");
+    let to = format!(
+        "type=local,dest={},mode=max,compression=zstd",
+        cache.display()
+    );
+    let (ok, progress, digest_a) = build_at(
+        &env.store,
+        &env,
+        &["--cache-to", &to, ctx.to_str().unwrap()],
+    );
+    assert!(ok, "{progress}");
+    let media_types: BTreeSet<String> = index(&cache)
+        .iter()
+        .flat_map(|e| {
+            let manifest = layout_json(&cache, e["digest"].as_str().unwrap());
+            manifest["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["mediaType"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        media_types.into_iter().collect::<Vec<_>>(),
+        ["application/vnd.oci.image.layer.v1.tar+zstd"]
+    );
+    let b = fresh_store(&env, "store-b");
+    let from = format!("type=local,src={}", cache.display());
+    let out = env.path("out");
+    let local = format!("type=local,dest={}", out.display());
+    let (ok, progress, digest_b) = build_at(
+        &b,
+        &env,
+        &[
+            "--cache-from",
+            &from,
+            "--output",
+            &local,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{progress}");
+    assert_all_cached(&progress, 6);
+    assert_eq!(read(&out, "app/artifact"), "built\nsource\n");
+    assert_eq!(digest_a, digest_b, "re-written gzip layers are the same");
+}
+
+#[test]
+fn inline_records_travel_with_the_image() {
+    let Some(env) = Env::new() else { return };
+    let ctx = two_stage_context(&env);
+    let layout = env.path("image-layout");
+    let output = format!("type=oci,dest={},tar=false", layout.display());
+    let (ok, progress, _) = build_at(
+        &env.store,
+        &env,
+        &[
+            "-t",
+            "app:v1",
+            "--cache-to",
+            "type=inline",
+            "--output",
+            &output,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{progress}");
+    let manifest = layout_json(&layout, index(&layout)[0]["digest"].as_str().unwrap());
+    let config = layout_json(&layout, manifest["config"]["digest"].as_str().unwrap());
+    let inline = config["kiln.cache.v1"]["records"].as_array().unwrap();
+    assert_eq!(inline.len(), 3, "the final stage's steps: {config}");
+
+    // Another store imports the image's records through the layout tag naming it.
+    let b = fresh_store(&env, "store-b");
+    let from = format!("type=local,src={},tag=v1", layout.display());
+    let layout_b = env.path("image-layout-b");
+    let output_b = format!("type=oci,dest={},tar=false", layout_b.display());
+    let (ok, progress, _) = build_at(
+        &b,
+        &env,
+        &[
+            "-t",
+            "app:v1",
+            "--cache-from",
+            &from,
+            "--output",
+            &output_b,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{progress}");
+    // The builder stage has no records inline: it runs (and so dates the image anew);
+    // the final stage is all hits, with the very same layers.
+    let final_stage = progress.split("[stage-1 2/4]").nth(1).unwrap_or_default();
+    assert_all_cached(final_stage, 3);
+    let manifest_b = layout_json(&layout_b, index(&layout_b)[0]["digest"].as_str().unwrap());
+    assert_eq!(manifest["layers"], manifest_b["layers"]);
+}
