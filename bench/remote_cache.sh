@@ -13,7 +13,7 @@ registry_pid=""
 cleanup() {
   status=$?
   [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null
-  [ $status -eq 0 ] && rm -rf "$work" || echo "bench failed; log kept in $work/log" >&2
+  if [ $status -eq 0 ] && [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "work dir kept: $work" >&2; fi
 }
 trap cleanup EXIT
 log=$work/log
@@ -53,6 +53,7 @@ FROM deps AS build
 COPY src /src
 RUN sleep 1 && cat /src/* > /app.bin && dd if=/dev/urandom of=/tool.bin bs=1M count=8 2>/dev/null
 FROM $reg/busybox:latest
+COPY --from=deps /deps.bin /app/deps.bin
 COPY --from=build /app.bin /app/app.bin
 RUN sleep 1 && echo ready > /app/ready
 DF

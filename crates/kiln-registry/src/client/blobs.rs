@@ -145,7 +145,7 @@ impl Client {
     }
 
     /// Downloads a small blob into memory, verified like `fetch_blob`.
-    pub(crate) fn fetch_blob_bytes(
+    pub fn fetch_blob_bytes(
         &self,
         r: &Reference,
         desc: &Descriptor,

@@ -124,18 +124,37 @@ pub struct RegistryBlobs {
     reference: Reference,
 }
 
+impl RegistryBlobs {
+    fn temp_path(&self, digest: &str) -> Result<std::path::PathBuf, String> {
+        Ok(self.store.tmp_dir().join(format!(
+            "blob-pull-{}-{}-{}",
+            parse(digest)?.hex(),
+            std::process::id(),
+            kiln_store::fsutil::random_hex(4)
+        )))
+    }
+}
+
 impl BlobSource for RegistryBlobs {
     fn describe(&self) -> String {
         format!("{}/{}", self.reference.registry, self.reference.repository)
     }
 
+    fn fetch_into(&self, digest: &str, size: u64, dest: &std::path::Path) -> Result<bool, String> {
+        let descriptor = Descriptor::new("application/octet-stream", digest, size);
+        crate::remote_cache::fetch_and_place(
+            &self.client,
+            &self.reference,
+            &descriptor,
+            &self.temp_path(digest)?,
+            dest,
+        )?;
+        Ok(true)
+    }
+
     fn open_blob(&self, digest: &str, size: u64) -> Result<Box<dyn Read + Send>, String> {
-        let parsed = parse(digest)?;
         // The client verifies digest and size before the file is renamed into place.
-        let tmp =
-            self.store
-                .tmp_dir()
-                .join(format!("blob-pull-{}-{}", parsed.hex(), std::process::id()));
+        let tmp = self.temp_path(digest)?;
         let descriptor = Descriptor::new("application/octet-stream", digest, size);
         self.client
             .fetch_blob(&self.reference, &descriptor, &tmp)

@@ -22,6 +22,17 @@ pub trait BlobSource: Send + Sync {
     fn describe(&self) -> String;
     /// The bytes of the blob with `digest` (`sha256:<hex>`).
     fn open_blob(&self, digest: &str, size: u64) -> Result<Box<dyn Read + Send>, String>;
+    /// Writes the blob to `dest` itself, verified against `digest` and `size` and renamed
+    /// into place, when the source can do so without a second copy; `Ok(false)` when it
+    /// cannot (the bytes are then read with `open_blob` and checked by the store).
+    fn fetch_into(
+        &self,
+        _digest: &str,
+        _size: u64,
+        _dest: &std::path::Path,
+    ) -> Result<bool, String> {
+        Ok(false)
+    }
 }
 
 /// Where a layer's blob is.
@@ -229,6 +240,12 @@ pub(crate) fn local_blob(engine: &Engine, layer: &LazyLayer) -> Result<PathBuf, 
                 .map_err(|e| blob_error(layer, format!("invalid digest: {e}")))?;
             let store = engine.store();
             if store.has_blob(&digest) {
+                return Ok(store.blob_path(&digest));
+            }
+            let fetched = source
+                .fetch_into(&layer.digest, layer.size, &store.blob_path(&digest))
+                .map_err(|e| blob_error(layer, format!("{}: {e}", source.describe())))?;
+            if fetched {
                 return Ok(store.blob_path(&digest));
             }
             let reader = source

@@ -153,4 +153,13 @@ impl BlobSource for StorageBlobs {
         };
         self.0.open_blob(&blob).map_err(|e| e.to_string())
     }
+
+    fn fetch_into(&self, digest: &str, size: u64, dest: &std::path::Path) -> Result<bool, String> {
+        let blob = BlobRef {
+            media_type: String::new(),
+            digest: digest.to_string(),
+            size,
+        };
+        self.0.fetch_into(&blob, dest).map_err(|e| e.to_string())
+    }
 }

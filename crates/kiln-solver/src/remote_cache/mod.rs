@@ -27,6 +27,7 @@ pub use inline::{INLINE_KEY, InlineRecord, InlineRecords, image_config_ref, reco
 pub use layout::LocalLayoutStorage;
 pub use record::{RECORD_MEDIA_TYPE, RecordConfig, RecordLayer, key_of_tag, record_tag};
 pub use registry::RegistryStorage;
+pub(crate) use registry::fetch_and_place;
 pub use spec::{
     CacheBackend, CacheMode, CacheSpec, RegistryAccess, open_storage, parse_cache_spec,
 };

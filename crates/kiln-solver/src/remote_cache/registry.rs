@@ -3,12 +3,15 @@
 //! uploaded only when the repository lacks them.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kiln_registry::{Client, Descriptor, Reference};
 
 use super::RemoteCacheError;
 use super::storage::{BlobRef, CacheStorage};
+
+/// Blobs up to this size are read into memory.
+const IN_MEMORY_LIMIT: u64 = 1 << 20;
 
 pub struct RegistryStorage {
     client: Client,
@@ -47,6 +50,24 @@ impl RegistryStorage {
     }
 }
 
+/// Downloads a blob (verified by the client against its digest and size) to `tmp` and
+/// renames it to `dest`: one write, one hash, whatever the blob's size.
+pub(crate) fn fetch_and_place(
+    client: &Client,
+    repository: &Reference,
+    descriptor: &Descriptor,
+    tmp: &Path,
+    dest: &Path,
+) -> Result<(), String> {
+    client
+        .fetch_blob(repository, descriptor, tmp)
+        .map_err(|e| e.to_string())?;
+    std::fs::rename(tmp, dest).map_err(|e| {
+        let _ = std::fs::remove_file(tmp);
+        format!("store blob {}: {e}", descriptor.digest)
+    })
+}
+
 fn backend(error: kiln_registry::RegistryError) -> RemoteCacheError {
     RemoteCacheError::Backend(error.to_string())
 }
@@ -79,8 +100,16 @@ impl CacheStorage for RegistryStorage {
     }
 
     fn open_blob(&self, blob: &BlobRef) -> Result<Box<dyn Read + Send>, RemoteCacheError> {
-        let path = self.temp_path(&blob.digest);
         let descriptor = Descriptor::new(&blob.media_type, &blob.digest, blob.size);
+        // Record configs are small: memory, not a synced temp file, is the place for them.
+        if blob.size <= IN_MEMORY_LIMIT {
+            let bytes = self
+                .client
+                .fetch_blob_bytes(&self.repository, &descriptor, IN_MEMORY_LIMIT)
+                .map_err(backend)?;
+            return Ok(Box::new(std::io::Cursor::new(bytes)));
+        }
+        let path = self.temp_path(&blob.digest);
         self.client
             .fetch_blob(&self.repository, &descriptor, &path)
             .map_err(backend)?;
@@ -88,6 +117,19 @@ impl CacheStorage for RegistryStorage {
         // The open file stays readable once its name is gone: nothing is left behind.
         let _ = std::fs::remove_file(&path);
         Ok(Box::new(file?))
+    }
+
+    fn fetch_into(&self, blob: &BlobRef, dest: &Path) -> Result<bool, RemoteCacheError> {
+        let descriptor = Descriptor::new(&blob.media_type, &blob.digest, blob.size);
+        fetch_and_place(
+            &self.client,
+            &self.repository,
+            &descriptor,
+            &self.temp_path(&blob.digest),
+            dest,
+        )
+        .map_err(RemoteCacheError::Backend)?;
+        Ok(true)
     }
 
     fn has_blob(&self, blob: &BlobRef) -> Result<bool, RemoteCacheError> {

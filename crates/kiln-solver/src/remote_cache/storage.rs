@@ -28,6 +28,15 @@ pub trait CacheStorage: Send + Sync {
     /// The bytes of a blob. The caller checks them against `blob.digest`.
     fn open_blob(&self, blob: &BlobRef) -> Result<Box<dyn Read + Send>, RemoteCacheError>;
     fn has_blob(&self, blob: &BlobRef) -> Result<bool, RemoteCacheError>;
+    /// Writes a blob to `dest` itself, verified and renamed into place, when that saves a
+    /// copy; `Ok(false)` when the caller should read it with `open_blob` instead.
+    fn fetch_into(
+        &self,
+        _blob: &BlobRef,
+        _dest: &std::path::Path,
+    ) -> Result<bool, RemoteCacheError> {
+        Ok(false)
+    }
     /// Stores a blob whose content hashes to `blob.digest`.
     fn put_blob(&self, blob: &BlobRef, content: &mut dyn Read) -> Result<(), RemoteCacheError>;
     /// Stores `manifest` (of `media_type`) under `tag`, after every blob it names.
