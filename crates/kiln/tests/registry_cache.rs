@@ -255,3 +255,52 @@ fn a_faulty_registry_costs_retries_or_a_rerun_never_a_wrong_image() {
     );
     let _ = digest_a;
 }
+
+#[test]
+fn inline_records_come_with_a_pushed_image() {
+    let Some(fleet) = Fleet::start() else { return };
+    let host = fleet.registry.host();
+    let ctx = fleet.env.context(
+        "single",
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM {host}/busybox:latest\nCOPY src.txt /src.txt\nRUN cat /src.txt > /out\n"
+                ),
+            ),
+            ("src.txt", "inline\n"),
+        ],
+    );
+    let image = format!("{host}/app:inline");
+    let (ok, progress, digest_a) = fleet.build(
+        "a",
+        &[
+            "-t",
+            &image,
+            "--push",
+            "--cache-to",
+            "type=inline",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{progress}");
+    // A fresh store takes the records from the image's config: no step runs, and the
+    // image (which carries the same records again) is the same.
+    let (ok, progress, digest_b) = fleet.build(
+        "b",
+        &[
+            "--cache-from",
+            &image,
+            "--cache-to",
+            "type=inline",
+            "-t",
+            "app:b",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{progress}");
+    assert!(!progress.contains("cache miss"), "{progress}");
+    assert_eq!(progress.matches(" CACHED").count(), 2, "{progress}");
+    assert_eq!(digest_a, digest_b);
+}

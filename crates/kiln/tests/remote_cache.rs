@@ -483,11 +483,7 @@ fn bad_cache_specs_are_refused_before_building() {
     let ctx = env.context("ctx", &[("Dockerfile", "FROM busybox\nRUN true\n")]);
     for (flag, value, expected) in [
         ("--cache-to", "type=local", "dest=DIRECTORY"),
-        (
-            "--cache-to",
-            "type=registry,ref=127.0.0.1:5000/app:c",
-            "not supported",
-        ),
+        ("--cache-to", "type=registry", "needs ref"),
         ("--cache-to", "type=gha", "not supported"),
         (
             "--cache-to",
