@@ -605,3 +605,20 @@ fn check_and_call_answer_per_target_without_building() {
     assert!(outline.stdout.contains("final"), "{}", outline.stdout);
     assert!(project.built_tags().is_empty());
 }
+
+/// A bake file with only `target "default" {}` builds that target when none is named,
+/// as buildx does (its implicit group `default` holds the target of the same name).
+#[test]
+fn a_lone_default_target_is_built_by_default() {
+    let Some(project) = Project::new() else {
+        return;
+    };
+    project.write("Dockerfile", "FROM busybox\nRUN echo lone > /lone\n");
+    project.write(
+        "docker-bake.hcl",
+        "target \"default\" {\n  output = [\"type=local,dest=out\"]\n}\n",
+    );
+    let bake = project.bake_ok(&[]);
+    assert!(bake.step("RUN echo lone > /lone").done(), "{}", bake.stderr);
+    assert_eq!(project.read("out/lone"), "lone\n");
+}

@@ -48,6 +48,13 @@ pub fn expand_groups(resolved: &Resolved, names: &[String]) -> Vec<String> {
         match resolved.groups.get(name) {
             Some(group) if !resolved.targets.contains_key(name) || !group.targets.is_empty() => {
                 for member in &group.targets {
+                    // `target "default" {}` alone makes a group `default` holding itself.
+                    if member == name {
+                        if !out.contains(member) {
+                            out.push(member.clone());
+                        }
+                        continue;
+                    }
                     walk(resolved, member, seen, out);
                 }
             }
