@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 
 use super::RemoteCacheError;
 use super::inline::{image_config_ref, records_of_image};
@@ -20,6 +20,8 @@ pub struct CacheImport {
     keys: HashSet<String>,
     /// Records carried by the image the source's own tag names (`type=inline` exports).
     inline: HashMap<String, RemoteRecord>,
+    /// Records being fetched in the background, when the index is small enough.
+    prefetch: Option<Arc<Prefetch>>,
 }
 
 /// A record found for a key.
@@ -34,7 +36,7 @@ impl CacheImport {
     /// `{prefix}-{hex}`, and the inline records of an image tagged `prefix` itself.
     pub fn open(storage: Arc<dyn CacheStorage>, prefix: &str) -> Result<Self, RemoteCacheError> {
         let tags = storage.list_tags()?;
-        let keys = tags
+        let keys: HashSet<String> = tags
             .iter()
             .filter_map(|tag| key_of_tag(prefix, tag))
             .collect();
@@ -43,11 +45,14 @@ impl CacheImport {
         } else {
             HashMap::new()
         };
+        let prefetch = (!keys.is_empty() && keys.len() <= PREFETCH_LIMIT)
+            .then(|| Prefetch::start(storage.clone(), prefix, &keys));
         Ok(Self {
             storage,
             prefix: prefix.to_string(),
             keys,
             inline,
+            prefetch,
         })
     }
 
@@ -68,39 +73,40 @@ impl CacheImport {
         if !self.keys.contains(key) {
             return Ok(None);
         }
-        let Some(manifest) = self.storage.get_manifest(&record_tag(&self.prefix, key))? else {
-            return Ok(None);
-        };
-        let (config_ref, layer) = decode_manifest(&manifest)?;
-        let mut bytes = Vec::new();
-        self.storage
-            .open_blob(&config_ref)?
-            .take(1 << 24)
-            .read_to_end(&mut bytes)
-            .map_err(super::io_error(format!(
-                "read record config {}",
-                config_ref.digest
-            )))?;
-        if record::digest_of(&bytes) != config_ref.digest {
-            return Err(RemoteCacheError::Format(format!(
-                "record config {} does not match its digest",
-                config_ref.digest
-            )));
+        if let Some(prefetch) = &self.prefetch
+            && let Some(found) = prefetch.take(key)
+        {
+            return found.map_err(RemoteCacheError::Backend);
         }
-        let config: RecordConfig = serde_json::from_slice(&bytes)
-            .map_err(|e| RemoteCacheError::Format(format!("record config: {e}")))?;
-        if config.key != key || config.layer.is_some() != layer.is_some() {
-            return Err(RemoteCacheError::Format(format!(
-                "the record tagged for {key} does not describe it"
-            )));
-        }
-        Ok(Some(RemoteRecord { config, layer }))
+        fetch_record(self.storage.as_ref(), &self.prefix, key)
     }
 
     /// Reads this source's blobs for lazy layers.
     pub fn blob_source(&self) -> Arc<dyn BlobSource> {
         Arc::new(StorageBlobs(self.storage.clone()))
     }
+}
+
+/// The record tagged for `key`, its config checked against its digest and its contents
+/// against the key.
+fn fetch_record(
+    storage: &dyn CacheStorage,
+    prefix: &str,
+    key: &str,
+) -> Result<Option<RemoteRecord>, RemoteCacheError> {
+    let Some(manifest) = storage.get_manifest(&record_tag(prefix, key))? else {
+        return Ok(None);
+    };
+    let (config_ref, layer) = decode_manifest(&manifest)?;
+    let bytes = read_small_blob(storage, &config_ref)?;
+    let config: RecordConfig = serde_json::from_slice(&bytes)
+        .map_err(|e| RemoteCacheError::Format(format!("record config: {e}")))?;
+    if config.key != key || config.layer.is_some() != layer.is_some() {
+        return Err(RemoteCacheError::Format(format!(
+            "the record tagged for {key} does not describe it"
+        )));
+    }
+    Ok(Some(RemoteRecord { config, layer }))
 }
 
 /// A config-sized blob, checked against its digest.
@@ -136,6 +142,92 @@ fn inline_records(
     };
     let config = read_small_blob(storage, &config_ref)?;
     records_of_image(&manifest, &config)
+}
+
+/// An index of at most this many records is fetched whole, in the background, as soon as
+/// it is read: a round trip per step would otherwise add up on the critical path. A larger
+/// one (a long-lived shared ref) is read record by record, on demand.
+const PREFETCH_LIMIT: usize = 256;
+
+/// Fetches running at once.
+const PREFETCH_THREADS: usize = 8;
+
+type Fetched = Result<Option<RemoteRecord>, String>;
+
+enum Slot {
+    Queued,
+    Running,
+    Done(Fetched),
+}
+
+/// Background fetches of an index's records. A lookup takes a finished record, waits for
+/// one in flight, or fetches one not started yet itself: prefetching never makes a lookup
+/// slower than fetching directly.
+struct Prefetch {
+    storage: Arc<dyn CacheStorage>,
+    prefix: String,
+    slots: Mutex<HashMap<String, Slot>>,
+    done: Condvar,
+}
+
+impl Prefetch {
+    fn start(storage: Arc<dyn CacheStorage>, prefix: &str, keys: &HashSet<String>) -> Arc<Self> {
+        let prefetch = Arc::new(Prefetch {
+            storage,
+            prefix: prefix.to_string(),
+            slots: Mutex::new(keys.iter().map(|k| (k.clone(), Slot::Queued)).collect()),
+            done: Condvar::new(),
+        });
+        for _ in 0..PREFETCH_THREADS.min(keys.len()) {
+            let worker = prefetch.clone();
+            std::thread::spawn(move || while worker.run_next() {});
+        }
+        prefetch
+    }
+
+    /// Fetches one queued record; `false` when none is left.
+    fn run_next(&self) -> bool {
+        let key = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            let Some((key, slot)) = slots.iter_mut().find(|(_, s)| matches!(s, Slot::Queued))
+            else {
+                return false;
+            };
+            *slot = Slot::Running;
+            key.clone()
+        };
+        let fetched = self.fetch(&key);
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.insert(key, Slot::Done(fetched));
+        self.done.notify_all();
+        true
+    }
+
+    fn fetch(&self, key: &str) -> Fetched {
+        fetch_record(self.storage.as_ref(), &self.prefix, key).map_err(|e| e.to_string())
+    }
+
+    /// The record of `key` (`None` when the key is not prefetched).
+    fn take(&self, key: &str) -> Option<Fetched> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match slots.get(key)? {
+                Slot::Done(fetched) => return Some(fetched.clone()),
+                Slot::Running => {
+                    slots = self.done.wait(slots).unwrap_or_else(|p| p.into_inner());
+                }
+                Slot::Queued => {
+                    slots.insert(key.to_string(), Slot::Running);
+                    drop(slots);
+                    let fetched = self.fetch(key);
+                    let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+                    slots.insert(key.to_string(), Slot::Done(fetched.clone()));
+                    self.done.notify_all();
+                    return Some(fetched);
+                }
+            }
+        }
+    }
 }
 
 struct StorageBlobs(Arc<dyn CacheStorage>);
