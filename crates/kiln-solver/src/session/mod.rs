@@ -26,7 +26,9 @@ use crate::{Event, SolveOptions, solve};
 pub use export::{ExportRequest, ExportedImage};
 pub use outputs::{OutputKind, OutputSpec, parse_output};
 pub use policy::{cache_policy, check_entitlements, step_scope};
-pub use shortcut::ShortcutInputs;
+pub use shortcut::{
+    SINGLE_IMAGE, ShortcutInputs, publish as publish_stored, remember_shortcut, shortcut,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
