@@ -146,6 +146,12 @@ pub fn manifest_of(store: &Store, reference: &str) -> Result<Digest> {
     }
 }
 
+/// Opens the image stored under `manifest` (without its names): one image's blobs read,
+/// where [`open`] with a digest may look through every image for a matching ID.
+pub fn open_manifest(store: &Store, manifest: &Digest) -> Result<StoredImage> {
+    read_image(store, manifest)
+}
+
 /// Opens the image `reference` names (a name, an ID or ID prefix, a digest).
 pub fn open(store: &Store, reference: &str) -> Result<StoredImage> {
     let manifest = match find(store, reference)? {

@@ -17,7 +17,7 @@ pub use import::{
     ImportOptions, LoadedArchiveImage, host_platform, import_rootfs_reader, import_rootfs_tar,
     load_archive,
 };
-pub use lookup::{ImageSummary, list, manifest_of, open, remove};
+pub use lookup::{ImageSummary, list, manifest_of, open, open_manifest, remove};
 pub use names::{NONE, dangling_name, display_parts, familiar_name, is_dangling, normalize_name};
 
 use std::fs::File;

@@ -81,11 +81,22 @@ pub fn shortcut(
     } else {
         inputs.targets.clone()
     };
+    let stored: BTreeSet<kiln_store::Digest> = store
+        .list_images()?
+        .into_iter()
+        .map(|r| r.manifest)
+        .collect();
     let mut images = BTreeMap::new();
     for (name, digest) in wanted {
-        match imagestore::open(store, &digest) {
-            Ok(stored) => images.insert(name, stored.to_built_image()),
-            // The image was removed since: build it again.
+        let Ok(digest) = kiln_store::Digest::parse(&digest) else {
+            return Ok(None);
+        };
+        // The image was removed since (`kiln rmi`, or its blobs collected): build it again.
+        if !stored.contains(&digest) {
+            return Ok(None);
+        }
+        match imagestore::open_manifest(store, &digest) {
+            Ok(image) => images.insert(name, image.to_built_image()),
             Err(_) => return Ok(None),
         };
     }

@@ -91,6 +91,7 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
     }
     let store = open_store(run.root)?;
     let fingerprint = bake_shortcut::fingerprint(resolved, &wanted, run);
+    crate::timing::mark("fingerprint taken");
     let requests = |name: &str| {
         let target = resolved
             .targets

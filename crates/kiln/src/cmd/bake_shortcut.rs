@@ -85,8 +85,10 @@ pub fn answer(
         return Ok(None);
     };
     let Some(mut images) = shortcut(store, fingerprint)? else {
+        crate::timing::mark("no short cut");
         return Ok(None);
     };
+    crate::timing::mark("short cut found");
     if !wanted.iter().all(|name| images.contains_key(name)) {
         return Ok(None);
     }
@@ -105,6 +107,7 @@ pub fn answer(
             publish_stored(store, &built, &request).map_err(|e| format!("[{name}] {e}"))?;
         metadata.insert(name.clone(), exported.metadata());
     }
+    crate::timing::mark("published");
     Ok(Some(metadata))
 }
 
