@@ -33,13 +33,15 @@ mkdir -p "$big/src"
 echo 'FROM busybox' > "$big/Dockerfile"
 echo 'COPY . /app' >> "$big/Dockerfile"
 echo 'RUN ls -R /app | wc -l > /count' >> "$big/Dockerfile"
-for d in $(seq 1 200); do
+# File i (0..19999) holds (i * 7919) mod 20000 + 1 random bytes: 7919 is prime to 20000,
+# so the sizes are 1..20000 once each, a mean of 10 KB and 200 MB in all.
+for d in $(seq 0 199); do
   mkdir -p "$big/src/d$d"
-  for f in $(seq 1 100); do
-    head -c $(( (d * 7 + f * 13) % 20000 + 1 )) /dev/urandom > "$big/src/d$d/f$f.bin"
+  for f in $(seq 0 99); do
+    head -c $(( (d * 100 + f) * 7919 % 20000 + 1 )) /dev/urandom > "$big/src/d$d/f$f.bin"
   done
 done
-echo "context: $(find "$big" -type f | wc -l) files, $(du -sm "$big" | cut -f1) MB"
+echo "context: $(find "$big" -type f | wc -l) files, $(du -s --apparent-size --block-size=1000000 "$big" | cut -f1) MB"
 
 store=$work/store
 "$kiln" --root "$store" import "$work/rootfs.tar" busybox:latest >>"$log"

@@ -90,6 +90,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (reference, platform)
      ) WITHOUT ROWID;
      CREATE INDEX pulled_images_manifest ON pulled_images(manifest_digest);",
+    // 8: cache mount directories with the time a step last mounted each, for garbage
+    //    collection's least-recently-used order.
+    "CREATE TABLE cache_mounts (
+        key TEXT PRIMARY KEY NOT NULL,
+        id TEXT NOT NULL,
+        last_used_ms INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build of kiln writes.
@@ -118,6 +125,12 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
+    // Up to date, the common case, needs no write lock (a no-op build opens the store
+    // and must not queue behind a running build's writes).
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
     write_tx(conn, |tx| {
         // Read inside the write lock: another process may have migrated since we looked.
         let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;

@@ -10,6 +10,7 @@
 //! - `locks/` — flock files for [`Store::lock`].
 
 mod blobs;
+mod cache_mounts;
 mod cache_records;
 mod db;
 mod digest;
@@ -30,6 +31,7 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::Connection;
 
+pub use cache_mounts::CacheMountRecord;
 pub use cache_records::CacheRecord;
 pub use db::SCHEMA_VERSION;
 pub use digest::Digest;

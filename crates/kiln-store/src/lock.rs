@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Result, io_err};
 
-/// An exclusive lock held until dropped.
+/// A lock held until dropped (exclusive, unless taken with [`ProcessLock::acquire_shared`]).
 #[derive(Debug)]
 pub struct ProcessLock {
     file: File,
@@ -22,6 +22,19 @@ impl ProcessLock {
         loop {
             let file = open_lock_file(&path)?;
             file.lock().map_err(io_err("lock", &path))?;
+            if still_at_path(&file, &path) {
+                return Ok(Self { file, path });
+            }
+        }
+    }
+
+    /// Blocks until a shared hold on `path` is ours: any number of shared holders at
+    /// once, none while someone holds it exclusively.
+    pub fn acquire_shared(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        loop {
+            let file = open_lock_file(&path)?;
+            file.lock_shared().map_err(io_err("lock", &path))?;
             if still_at_path(&file, &path) {
                 return Ok(Self { file, path });
             }

@@ -72,6 +72,19 @@ impl Store {
         .transpose()
     }
 
+    /// The manifests `reference` resolved to when last looked up, one per platform.
+    pub fn pulled_manifests_of(&self, reference: &str) -> Result<Vec<Digest>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT manifest_digest FROM pulled_images WHERE reference = ?1")?;
+        let rows = stmt.query_map([reference], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(Digest::parse(&row?)?);
+        }
+        Ok(out)
+    }
+
     /// The repository a pulled manifest's blobs can be fetched from, if it was pulled.
     pub fn pulled_repository(&self, manifest: &Digest) -> Result<Option<String>> {
         let conn = self.conn();
@@ -131,6 +144,8 @@ mod tests {
         );
         assert_eq!(store.pulled_repository(&b).unwrap().as_deref(), Some("r/x"));
         assert_eq!(store.pulled_repository(&a).unwrap(), None);
-        assert_eq!(store.pulled_manifests().unwrap(), vec![b]);
+        assert_eq!(store.pulled_manifests().unwrap(), vec![b.clone()]);
+        assert_eq!(store.pulled_manifests_of("r/x:1").unwrap(), vec![b]);
+        assert!(store.pulled_manifests_of("r/y:1").unwrap().is_empty());
     }
 }

@@ -4,6 +4,7 @@ mod cmd;
 mod config;
 mod progress;
 mod render;
+mod timing;
 
 use std::path::PathBuf;
 
@@ -27,8 +28,11 @@ pub struct Globals {
 }
 
 fn main() {
+    timing::start();
     let cli = Cli::parse();
     let globals = Globals { root: cli.root };
+    timing::mark("arguments parsed");
     let code = cmd::run(cli.command, &globals);
+    timing::mark("done");
     std::process::exit(code);
 }

@@ -134,6 +134,24 @@ fn find(store: &Store, reference: &str) -> Result<Found> {
     }
 }
 
+/// The manifest digest `reference` names, without reading the image: for checks that
+/// only ask whether a name still means the same image.
+pub fn manifest_of(store: &Store, reference: &str) -> Result<Digest> {
+    match find(store, reference)? {
+        Found::Name(record) => Ok(record.manifest),
+        Found::Id(manifests) => manifests
+            .into_iter()
+            .next()
+            .ok_or_else(|| ImageStoreError::NotFound(reference.to_owned())),
+    }
+}
+
+/// Opens the image stored under `manifest` (without its names): one image's blobs read,
+/// where [`open`] with a digest may look through every image for a matching ID.
+pub fn open_manifest(store: &Store, manifest: &Digest) -> Result<StoredImage> {
+    read_image(store, manifest)
+}
+
 /// Opens the image `reference` names (a name, an ID or ID prefix, a digest).
 pub fn open(store: &Store, reference: &str) -> Result<StoredImage> {
     let manifest = match find(store, reference)? {

@@ -17,7 +17,7 @@ pub use import::{
     ImportOptions, LoadedArchiveImage, host_platform, import_rootfs_reader, import_rootfs_tar,
     load_archive,
 };
-pub use lookup::{ImageSummary, list, open, remove};
+pub use lookup::{ImageSummary, list, manifest_of, open, open_manifest, remove};
 pub use names::{NONE, dangling_name, display_parts, familiar_name, is_dangling, normalize_name};
 
 use std::fs::File;
@@ -107,10 +107,15 @@ pub fn save(store: &Store, image: &BuiltImage, names: &[String]) -> Result<Diges
         let file = File::open(&layer.path).map_err(io_err("open layer", &layer.path))?;
         store.put_blob_expecting(file, &digest)?;
     }
+    // An image saved again (a no-op rebuild) finds its blobs in place: nothing to write.
     let config = to_store_digest(image.config_blob.descriptor.digest())?;
-    store.put_blob_expecting(image.config_blob.bytes.as_slice(), &config)?;
+    if !store.has_blob(&config) {
+        store.put_blob_expecting(image.config_blob.bytes.as_slice(), &config)?;
+    }
     let manifest = to_store_digest(image.manifest_blob.descriptor.digest())?;
-    store.put_blob_expecting(image.manifest_blob.bytes.as_slice(), &manifest)?;
+    if !store.has_blob(&manifest) {
+        store.put_blob_expecting(image.manifest_blob.bytes.as_slice(), &manifest)?;
+    }
     tag_all(store, &manifest, &names)?;
     Ok(manifest)
 }
@@ -124,15 +129,24 @@ pub(crate) fn tag_all(store: &Store, manifest: &Digest, names: &[String]) -> Res
             .list_images()?
             .iter()
             .any(|r| &r.manifest == manifest && !is_dangling(&r.name));
-        if !named {
+        if !named && store.resolve(&dangling)?.is_none() {
             store.tag(&dangling, manifest)?;
         }
         return Ok(());
     }
     for name in names {
+        // Already naming this image: no write (and its date stays the first tagging's).
+        if store
+            .resolve(name)?
+            .is_some_and(|r| &r.manifest == manifest)
+        {
+            continue;
+        }
         store.tag(name, manifest)?;
     }
-    store.remove_image(&dangling)?;
+    if store.resolve(&dangling)?.is_some() {
+        store.remove_image(&dangling)?;
+    }
     Ok(())
 }
 

@@ -166,6 +166,20 @@ impl BlobSource for RegistryBlobs {
     }
 }
 
+/// Whether `digest` is what `reference` resolved to when it was last looked up in its
+/// registry (for any platform), with the manifest still in the store: what a build without
+/// `--pull` would use again.
+pub fn still_pulled(store: &Store, reference: &str, digest: &str) -> bool {
+    let Ok(parsed) = Reference::parse(reference) else {
+        return false;
+    };
+    store
+        .pulled_manifests_of(&canonical(&parsed))
+        .unwrap_or_default()
+        .iter()
+        .any(|m| m.to_string() == digest && store.has_blob(m))
+}
+
 /// `registry/repository:tag[@digest]` with docker's defaults filled in.
 fn canonical(reference: &Reference) -> String {
     let mut name = repository(reference);

@@ -14,12 +14,12 @@ use kiln_store::{Digest, FileDigestRecord, FileIdentity, Store};
 use sha2::{Digest as _, Sha256};
 
 use super::ChecksumError;
-use super::select::Collector;
+use super::select::{Collector, Stat};
 
 /// A file whose timestamps are this close to the moment it was read is not remembered:
 /// a write in the same clock tick (filesystem timestamps advance in ticks, up to a
 /// second on some) would leave the stat data unchanged with different content.
-const RACY_WINDOW: Duration = Duration::from_secs(1);
+pub(super) const RACY_WINDOW: Duration = Duration::from_secs(1);
 
 /// Most threads reading files at once.
 const MAX_READERS: usize = 8;
@@ -56,7 +56,7 @@ pub(super) fn content_digests(
             continue;
         }
         match record {
-            Some((known, digest)) if known == identity(&entry.meta) => digests.push(Some(digest)),
+            Some((known, digest)) if known == entry.meta.identity => digests.push(Some(digest)),
             stale => {
                 to_read.push((at, rel, &entry.meta, stale.is_some()));
                 digests.push(None);
@@ -115,7 +115,7 @@ struct ReadResult {
 /// Reads and hashes `files` on a few threads; results in the order of `files`.
 fn read_all(
     root: &Path,
-    files: &[(usize, &Vec<u8>, &Metadata, bool)],
+    files: &[(usize, &Vec<u8>, &Stat, bool)],
 ) -> Result<Vec<ReadResult>, ChecksumError> {
     let readers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -164,13 +164,13 @@ fn read_all(
     Ok(done.into_iter().map(|(_, read)| read).collect())
 }
 
-fn read_one(path: &Path, seen: &Metadata) -> Result<ReadResult, ChecksumError> {
+fn read_one(path: &Path, seen: &Stat) -> Result<ReadResult, ChecksumError> {
     let started = SystemTime::now();
     let mut file = File::open(path).map_err(ChecksumError::io("open", path))?;
     let before = file.metadata().map_err(ChecksumError::io("stat", path))?;
     // Not the file the walk saw (replaced, or now a symlink to elsewhere): hashing it
     // would describe something the walk did not cover.
-    if (before.dev(), before.ino()) != (seen.dev(), seen.ino()) || !before.is_file() {
+    if (before.dev(), before.ino()) != (seen.identity.dev, seen.identity.ino) || !before.is_file() {
         return Err(ChecksumError::Changed {
             path: path.to_path_buf(),
         });
@@ -208,7 +208,7 @@ pub(super) fn identity(meta: &Metadata) -> FileIdentity {
     }
 }
 
-fn nanos_since_epoch(t: SystemTime) -> Option<i64> {
+pub(super) fn nanos_since_epoch(t: SystemTime) -> Option<i64> {
     t.duration_since(UNIX_EPOCH)
         .ok()
         .and_then(|d| i64::try_from(d.as_nanos()).ok())

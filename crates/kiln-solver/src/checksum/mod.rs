@@ -6,11 +6,14 @@
 //! content — never its times, so touching a file keeps the cache. File contents come
 //! from the store's `file_digests` records when a file's stat data is exactly what it
 //! was when last hashed in the same context root, so an unchanged context is not read.
+//!
+//! Each checksum also carries a [stat fingerprint](stat_fingerprint) of the entries it
+//! covered: the whole-build short cut compares that instead of checksumming again.
 
 mod files;
 mod select;
+mod stat;
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use kiln_frontend::dockerignore::{IgnoreMatcher, PatternError};
@@ -18,6 +21,7 @@ use kiln_store::Store;
 use sha2::{Digest as _, Sha256};
 
 use select::Collector;
+pub use stat::stat_fingerprint;
 
 /// What part of a context a checksum covers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -68,6 +72,9 @@ pub struct ContextChecksum {
     pub files_hashed: usize,
     /// Files whose remembered digest was used without reading them.
     pub files_reused: usize,
+    /// [`stat_fingerprint`] of the entries as this checksum's walk saw them; `None` when
+    /// one of them changed too recently for its stat data to be trusted.
+    pub stat_fingerprint: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,19 +120,11 @@ pub fn checksum(
     root: &Path,
     selection: &Selection,
 ) -> Result<ContextChecksum, ChecksumError> {
-    let root = std::fs::canonicalize(root).map_err(ChecksumError::io("resolve", root))?;
-    if !root.is_dir() {
-        return Err(ChecksumError::NotADirectory(root));
-    }
-    let ignore = IgnoreMatcher::new(&selection.excludes).map_err(ChecksumError::Ignore)?;
-    let exclude = IgnoreMatcher::new(&selection.extra_excludes).map_err(ChecksumError::Exclude)?;
-    let mut found = Collector::new(&root, &ignore, &exclude);
-    if selection.include.is_empty() {
-        found.add_source(".")?;
-    }
-    for source in &selection.include {
-        found.add_source(source)?;
-    }
+    let walked_at = std::time::SystemTime::now();
+    let root = canonical_root(root)?;
+    let (ignore, exclude) = matchers(selection)?;
+    let found = collect(&root, selection, &ignore, &exclude)?;
+    let stat_fingerprint = stat::of_entries(&root, selection, &found, walked_at);
     let contents = files::content_digests(store, &root, &found)?;
 
     let mut hasher = Sha256::new();
@@ -137,12 +136,11 @@ pub fn checksum(
     let mut entries = Vec::with_capacity(found.entries.len());
     for ((rel, entry), content) in found.entries.iter().zip(&contents.digests) {
         let meta = &entry.meta;
-        let file_type = meta.file_type();
-        let kind = if file_type.is_file() {
+        let kind = if meta.is_file() {
             EntryKind::File
-        } else if file_type.is_dir() {
+        } else if meta.is_dir() {
             EntryKind::Dir
-        } else if file_type.is_symlink() {
+        } else if meta.is_symlink() {
             EntryKind::Symlink
         } else {
             EntryKind::Other
@@ -150,16 +148,16 @@ pub fn checksum(
         let content = content.as_ref();
         field(&mut hasher, rel);
         // The full type bits, so a fifo and a device node differ too.
-        hasher.update((meta.mode() & 0o170000).to_le_bytes());
+        hasher.update((meta.mode & 0o170000).to_le_bytes());
         if kind == EntryKind::Other {
-            hasher.update(meta.rdev().to_le_bytes());
+            hasher.update(meta.rdev.to_le_bytes());
         }
         if !selection.ignore_mode {
-            hasher.update((meta.mode() & 0o7777).to_le_bytes());
+            hasher.update((meta.mode & 0o7777).to_le_bytes());
         }
         if !selection.ignore_owner {
-            hasher.update(meta.uid().to_le_bytes());
-            hasher.update(meta.gid().to_le_bytes());
+            hasher.update(meta.uid.to_le_bytes());
+            hasher.update(meta.gid.to_le_bytes());
         }
         field(
             &mut hasher,
@@ -169,9 +167,9 @@ pub fn checksum(
         entries.push(EntrySum {
             path: String::from_utf8_lossy(rel).into_owned(),
             kind,
-            mode: meta.mode() & 0o7777,
-            uid: meta.uid(),
-            gid: meta.gid(),
+            mode: meta.mode & 0o7777,
+            uid: meta.uid,
+            gid: meta.gid,
             link_target: entry
                 .link_target
                 .as_deref()
@@ -184,7 +182,39 @@ pub fn checksum(
         entries,
         files_hashed: contents.hashed,
         files_reused: contents.reused,
+        stat_fingerprint,
     })
+}
+
+fn canonical_root(root: &Path) -> Result<PathBuf, ChecksumError> {
+    let root = std::fs::canonicalize(root).map_err(ChecksumError::io("resolve", root))?;
+    if !root.is_dir() {
+        return Err(ChecksumError::NotADirectory(root));
+    }
+    Ok(root)
+}
+
+fn matchers(selection: &Selection) -> Result<(IgnoreMatcher, IgnoreMatcher), ChecksumError> {
+    let ignore = IgnoreMatcher::new(&selection.excludes).map_err(ChecksumError::Ignore)?;
+    let exclude = IgnoreMatcher::new(&selection.extra_excludes).map_err(ChecksumError::Exclude)?;
+    Ok((ignore, exclude))
+}
+
+/// The entries `selection` covers, found the way the copy finds them.
+fn collect<'a>(
+    root: &'a Path,
+    selection: &Selection,
+    ignore: &'a IgnoreMatcher,
+    exclude: &'a IgnoreMatcher,
+) -> Result<Collector<'a>, ChecksumError> {
+    let mut found = Collector::new(root, ignore, exclude);
+    if selection.include.is_empty() {
+        found.add_source(".")?;
+    }
+    for source in &selection.include {
+        found.add_source(source)?;
+    }
+    Ok(found)
 }
 
 /// Length-prefixed, so no two different entry lists produce the same byte stream.

@@ -13,19 +13,62 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, Metadata};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kiln_frontend::dockerignore::{IgnoreMatcher, WalkState};
 
 use super::ChecksumError;
+use super::files::identity;
+use kiln_store::FileIdentity;
 use kiln_worker::fileop::pattern::{Pattern as ComponentPattern, has_wildcards};
 
 /// What `lstat` said about one covered entry (keyed by its raw path below the root).
 #[derive(Debug)]
 pub(super) struct Found {
-    pub meta: Metadata,
+    pub meta: Stat,
     pub link_target: Option<Vec<u8>>,
+}
+
+/// The part of `lstat`'s answer checksums and fingerprints use: a third of the size of
+/// [`Metadata`], which matters when a walk holds tens of thousands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Stat {
+    /// Type and permission bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u64,
+    pub identity: FileIdentity,
+}
+
+impl Stat {
+    pub fn of(meta: &Metadata) -> Stat {
+        Stat {
+            mode: meta.mode(),
+            uid: meta.uid(),
+            gid: meta.gid(),
+            rdev: meta.rdev(),
+            identity: identity(meta),
+        }
+    }
+
+    fn kind(&self) -> u32 {
+        self.mode & 0o170000
+    }
+
+    pub fn is_file(&self) -> bool {
+        self.kind() == 0o100000
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.kind() == 0o040000
+    }
+
+    pub fn is_symlink(&self) -> bool {
+        self.kind() == 0o120000
+    }
 }
 
 pub(super) struct Collector<'a> {
@@ -133,9 +176,8 @@ impl<'a> Collector<'a> {
         };
         let rel = self.relative(&real);
         if rel.is_empty() {
-            let mut below = Vec::new();
-            self.walk(&real, &rel, "", None, None, &mut below)?;
-            self.entries.extend(below);
+            let below = self.walk(&real, &rel)?;
+            self.add_walked(below);
             return Ok(());
         }
         let context_rel = String::from_utf8_lossy(&rel).into_owned();
@@ -155,56 +197,97 @@ impl<'a> Collector<'a> {
         if ignored && self.ignore.excludes_everything_below(&context_rel) {
             return Ok(());
         }
-        let mut below = Vec::new();
-        self.walk(&real, &rel, "", None, None, &mut below)?;
+        let below = self.walk(&real, &rel)?;
         if ignored && below.is_empty() {
             return Ok(());
         }
         self.add_parents(&rel)?;
         self.insert(rel, meta, &real)?;
-        self.entries.extend(below);
+        self.add_walked(below);
         Ok(())
     }
 
-    /// Appends what is below `dir` to `out`, in order. `source_rel` is `dir` relative to
-    /// the copied source, which `--exclude` patterns are matched against.
-    fn walk(
-        &mut self,
-        dir: &Path,
-        rel: &[u8],
-        source_rel: &str,
-        ignore_state: Option<&WalkState>,
-        exclude_state: Option<&WalkState>,
-        out: &mut Vec<(Vec<u8>, Found)>,
+    /// Adds walked entries; into an empty map in one bulk build rather than one search
+    /// per entry (a whole context is tens of thousands).
+    fn add_walked(&mut self, below: Vec<(Vec<u8>, Found)>) {
+        if self.entries.is_empty() {
+            self.entries = below.into_iter().collect();
+        } else {
+            for (rel, found) in below {
+                self.entries.entry(rel).or_insert(found);
+            }
+        }
+    }
+
+    /// What is below `dir`, in order (directories before their contents).
+    fn walk(&mut self, dir: &Path, rel: &[u8]) -> Result<Vec<(Vec<u8>, Found)>, ChecksumError> {
+        let mut walked = Walked::default();
+        let start = WalkAt {
+            dir,
+            rel,
+            source_rel: "",
+            ignore_state: None,
+            exclude_state: None,
+        };
+        let spare_cores = std::thread::available_parallelism().map_or(1, |n| n.get()) > 1;
+        self.walk_below(&start, spare_cores, &mut walked)?;
+        self.listed_dirs.extend(walked.listed);
+        Ok(walked.entries)
+    }
+
+    /// Lists and `lstat`s what is below `at`. With `fan_out`, the first level holding
+    /// several directories is walked on one thread per core: an unchanged context is
+    /// checked by this walk alone, and `lstat` is most of its time.
+    fn walk_below(
+        &self,
+        at: &WalkAt<'_>,
+        fan_out: bool,
+        out: &mut Walked,
     ) -> Result<(), ChecksumError> {
+        let dir = at.dir;
         let mut children = Vec::new();
         for entry in fs::read_dir(dir).map_err(ChecksumError::io("read directory", dir))? {
             let entry = entry.map_err(ChecksumError::io("read directory", dir))?;
-            let path = entry.path();
             match entry.metadata() {
-                Ok(meta) => children.push((entry.file_name(), path, meta)),
+                Ok(meta) => children.push((entry.file_name(), Stat::of(&meta), meta.file_type())),
                 // Removed since the listing: as if it had not been there.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(ChecksumError::io("stat", &path)(e)),
+                Err(e) => return Err(ChecksumError::io("stat", &entry.path())(e)),
             }
         }
         children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        self.listed_dirs.insert(rel.to_vec());
-        for (name, path, meta) in children {
-            let child_rel = join_rel(rel, name.as_bytes());
-            let name = name.to_string_lossy();
-            let child_source_rel = match source_rel {
-                "" => name.into_owned(),
-                parent => format!("{parent}/{name}"),
+        out.listed.push(at.rel.to_vec());
+        // Directories to descend into: (index in `out.entries` of the directory itself or
+        // None when it is left out unless something below is brought back, where to walk).
+        let mut subdirs = Vec::new();
+        for (name, meta, file_type) in children {
+            let child_rel = join_rel(at.rel, name.as_bytes());
+            let lossy = name.to_string_lossy();
+            // Paths as text only when a pattern needs them (the common case has none).
+            let child_source_rel = if self.exclude.is_empty() {
+                String::new()
+            } else {
+                match at.source_rel {
+                    "" => lossy.into_owned(),
+                    parent => format!("{parent}/{lossy}"),
+                }
             };
-            let context_rel = String::from_utf8_lossy(&child_rel).into_owned();
-            let (ignored, child_ignore) = walk_match(self.ignore, &context_rel, ignore_state);
+            let context_rel = if self.ignore.is_empty() {
+                String::new()
+            } else {
+                String::from_utf8_lossy(&child_rel).into_owned()
+            };
+            let (ignored, child_ignore) = walk_match(self.ignore, &context_rel, at.ignore_state);
             let (excluded, child_exclude) =
-                walk_match(self.exclude, &child_source_rel, exclude_state);
+                walk_match(self.exclude, &child_source_rel, at.exclude_state);
             if !meta.is_dir() {
-                if !ignored && !excluded && !meta.file_type().is_socket() {
-                    let link_target = read_link_if(&path, &meta)?;
-                    out.push((child_rel, Found { meta, link_target }));
+                if !ignored && !excluded && !file_type.is_socket() {
+                    let link_target = if file_type.is_symlink() {
+                        read_link(&dir.join(&name))?
+                    } else {
+                        None
+                    };
+                    out.entries.push((child_rel, Found { meta, link_target }));
                 }
                 continue;
             }
@@ -213,26 +296,85 @@ impl<'a> Collector<'a> {
             if skip_whole {
                 continue;
             }
-            let at = out.len();
-            out.push((
-                child_rel.clone(),
-                Found {
-                    meta,
-                    link_target: None,
-                },
-            ));
-            self.walk(
-                &path,
-                &child_rel,
-                &child_source_rel,
-                child_ignore.as_ref(),
-                child_exclude.as_ref(),
-                out,
-            )?;
-            // A left-out directory is copied only for the entries brought back below it.
-            if (ignored || excluded) && out.len() == at + 1 {
-                out.pop();
+            subdirs.push(Subdir {
+                path: dir.join(&name),
+                rel: child_rel,
+                source_rel: child_source_rel,
+                meta,
+                left_out: ignored || excluded,
+                ignore_state: child_ignore,
+                exclude_state: child_exclude,
+            });
+        }
+        if fan_out && subdirs.len() > 1 {
+            return self.walk_subdirs_in_parallel(subdirs, out);
+        }
+        for subdir in subdirs {
+            let below = self.walk_subdir(&subdir, fan_out)?;
+            out.append(subdir, below);
+        }
+        Ok(())
+    }
+
+    fn walk_subdir(&self, subdir: &Subdir, fan_out: bool) -> Result<Walked, ChecksumError> {
+        let mut below = Walked::default();
+        let at = WalkAt {
+            dir: &subdir.path,
+            rel: &subdir.rel,
+            source_rel: &subdir.source_rel,
+            ignore_state: subdir.ignore_state.as_ref(),
+            exclude_state: subdir.exclude_state.as_ref(),
+        };
+        self.walk_below(&at, fan_out, &mut below)?;
+        Ok(below)
+    }
+
+    /// Walks `subdirs` on a few threads, taking the next one as each finishes; the
+    /// results are put back in order.
+    fn walk_subdirs_in_parallel(
+        &self,
+        subdirs: Vec<Subdir>,
+        out: &mut Walked,
+    ) -> Result<(), ChecksumError> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_WALKERS)
+            .min(subdirs.len());
+        let next = AtomicUsize::new(0);
+        let subdirs_ref = &subdirs;
+        let mut done: Vec<(usize, Walked)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let at = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(subdir) = subdirs_ref.get(at) else {
+                                return Ok(mine);
+                            };
+                            match self.walk_subdir(subdir, false) {
+                                Ok(below) => mine.push((at, below)),
+                                Err(e) => {
+                                    next.store(subdirs_ref.len(), Ordering::Relaxed);
+                                    return Err(e);
+                                }
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let mut all = Vec::with_capacity(subdirs_ref.len());
+            for worker in workers {
+                match worker.join() {
+                    Ok(part) => all.extend(part?),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
             }
+            Ok::<_, ChecksumError>(all)
+        })?;
+        done.sort_by_key(|(at, _)| *at);
+        for (subdir, (_, below)) in subdirs.into_iter().zip(done) {
+            out.append(subdir, below);
         }
         Ok(())
     }
@@ -279,9 +421,10 @@ impl<'a> Collector<'a> {
 
     fn insert(&mut self, rel: Vec<u8>, meta: Metadata, real: &Path) -> Result<(), ChecksumError> {
         let link_target = read_link_if(real, &meta)?;
-        self.entries
-            .entry(rel)
-            .or_insert(Found { meta, link_target });
+        self.entries.entry(rel).or_insert(Found {
+            meta: Stat::of(&meta),
+            link_target,
+        });
         Ok(())
     }
 
@@ -302,6 +445,57 @@ impl<'a> Collector<'a> {
         real.strip_prefix(self.root)
             .map(|p| p.as_os_str().as_bytes().to_vec())
             .unwrap_or_default()
+    }
+}
+
+/// Most threads walking a context at once.
+const MAX_WALKERS: usize = 8;
+
+/// Where a walk is: the directory, its path below the root and below the copied source,
+/// and the pattern states of its parents.
+struct WalkAt<'a> {
+    dir: &'a Path,
+    rel: &'a [u8],
+    source_rel: &'a str,
+    ignore_state: Option<&'a WalkState>,
+    exclude_state: Option<&'a WalkState>,
+}
+
+/// A directory met by a walk, to descend into.
+struct Subdir {
+    path: PathBuf,
+    rel: Vec<u8>,
+    source_rel: String,
+    meta: Stat,
+    /// Ignored or excluded itself: kept only for what is brought back below it.
+    left_out: bool,
+    ignore_state: Option<WalkState>,
+    exclude_state: Option<WalkState>,
+}
+
+/// What a walk found: entries in order, and the directories it listed.
+#[derive(Default)]
+struct Walked {
+    entries: Vec<(Vec<u8>, Found)>,
+    listed: Vec<Vec<u8>>,
+}
+
+impl Walked {
+    /// Adds `subdir` followed by what was found below it; a left-out directory only when
+    /// something below it was brought back.
+    fn append(&mut self, subdir: Subdir, below: Walked) {
+        self.listed.extend(below.listed);
+        if subdir.left_out && below.entries.is_empty() {
+            return;
+        }
+        self.entries.push((
+            subdir.rel,
+            Found {
+                meta: subdir.meta,
+                link_target: None,
+            },
+        ));
+        self.entries.extend(below.entries);
     }
 }
 
@@ -357,6 +551,10 @@ fn read_link_if(path: &Path, meta: &Metadata) -> Result<Option<Vec<u8>>, Checksu
     if !meta.file_type().is_symlink() {
         return Ok(None);
     }
+    read_link(path)
+}
+
+fn read_link(path: &Path) -> Result<Option<Vec<u8>>, ChecksumError> {
     let target = fs::read_link(path).map_err(ChecksumError::io("read link", path))?;
     Ok(Some(target.into_os_string().into_encoded_bytes()))
 }

@@ -93,6 +93,9 @@ pub struct ContextRead {
     pub root: std::path::PathBuf,
     pub selection: Selection,
     pub digest: String,
+    /// The checksum's stat fingerprint: equal later, the read is unchanged unread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stat: Option<String>,
 }
 
 impl<'a> CachedEngine<'a> {
@@ -313,6 +316,7 @@ impl<'a> CachedEngine<'a> {
                 root: root.to_path_buf(),
                 selection: selection.clone(),
                 digest: sum.digest.clone(),
+                stat: sum.stat_fingerprint.clone(),
             });
         if key.files.len() + sum.entries.len() <= MAX_EXPLAINED_FILES {
             for entry in &sum.entries {

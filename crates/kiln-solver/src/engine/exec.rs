@@ -66,9 +66,10 @@ pub(crate) fn run(
                 readonly,
             } => {
                 let key = hex::encode(Sha256::digest(id.as_bytes()));
-                if !matches!(sharing, CacheSharing::Shared) {
-                    locks.push(engine.store().lock(&format!("cache-{}", &key[..32]))?);
-                }
+                // Held while the step runs (shared unless private or locked): garbage
+                // collection never removes a mount in use. Also records the use time.
+                let exclusive = !matches!(sharing, CacheSharing::Shared);
+                locks.push(engine.store().use_cache_mount(&key, id, exclusive)?);
                 let dir = engine.store().root().join("cache-mounts").join(&key);
                 let created = ensure_dir(&dir, *mode, *uid, *gid)?;
                 if let (true, Some((input, source))) = (created, seed) {

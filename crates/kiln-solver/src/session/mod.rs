@@ -33,7 +33,9 @@ pub use outputs::{OutputKind, OutputSpec, parse_output};
 pub use policy::{cache_policy, check_entitlements, step_scope};
 pub use push::{PushReport, push_image};
 pub use remote::{open_cache_exports, open_cache_imports};
-pub use shortcut::ShortcutInputs;
+pub use shortcut::{
+    SINGLE_IMAGE, ShortcutInputs, publish as publish_stored, remember_shortcut, shortcut,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {

@@ -1,15 +1,29 @@
-//! The whole-build short cut: when a request is exactly the one a earlier successful
+//! The whole-build short cut: when a request is exactly the one an earlier successful
 //! build answered — same fingerprint (Dockerfile, args, options, ignore patterns, ...),
-//! every image reference still naming the same digest, every context read still summing
-//! the same — its image is the answer, without planning or walking a single op.
+//! every image reference still naming the same digest, every context read unchanged — its
+//! image is the answer, without planning or walking a single op. `kiln bake` records one
+//! entry for a whole request, with an image per target.
+//!
+//! A context read is unchanged when its stat fingerprint is what it was when the read was
+//! summed (a walk and an `lstat` per entry, no file read, no store lookup per file); when
+//! it is not (a file touched, or changed a moment ago) the full checksum decides, and a
+//! match records the new fingerprint so the next no-op is fast again.
+//!
+//! Everything here works on the store alone, before a [`Session`] is opened: an answer
+//! from the short cut needs no worker, so the stale-container cleanup `Session::open`
+//! does is left to the next build that runs something.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use kiln_exporter::BuiltImage;
 use kiln_exporter::imagestore;
+use kiln_store::Store;
 
-use super::{Session, SessionError};
-use crate::checksum::checksum;
+use super::export::{ExportRequest, ExportedImage, write_outputs};
+use super::{Session, SessionError, check_outputs};
+use crate::checksum::{checksum, stat_fingerprint};
 use crate::engine::cache::ContextRead;
 
 /// What must still hold for a recorded build to answer its request again.
@@ -18,46 +32,126 @@ pub struct ShortcutInputs {
     /// Image references as resolved, with their manifest digests.
     pub images: Vec<(String, String)>,
     pub reads: Vec<ContextRead>,
+    /// A bake request's image per target name; empty for a build, whose one image is the
+    /// record's own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub targets: BTreeMap<String, String>,
+}
+
+/// The key a build's single image is answered under by [`shortcut`].
+pub const SINGLE_IMAGE: &str = "";
+
+/// The images an earlier build of `fingerprint` made, by target name ([`SINGLE_IMAGE`]
+/// for a build), if every input it depended on is unchanged; `None` sends the request
+/// the long way.
+pub fn shortcut(
+    store: &Store,
+    fingerprint: &str,
+) -> Result<Option<BTreeMap<String, BuiltImage>>, SessionError> {
+    let Some((manifest, text)) = store.shortcut(fingerprint)? else {
+        return Ok(None);
+    };
+    let Ok(mut inputs) = serde_json::from_str::<ShortcutInputs>(&text) else {
+        return Ok(None);
+    };
+    for (reference, digest) in &inputs.images {
+        // As resolution does: kiln's own image if there is one, else the remembered pull.
+        let unchanged = match imagestore::manifest_of(store, reference) {
+            Ok(found) => found.to_string() == *digest,
+            Err(_) => crate::build::still_pulled(store, reference, digest),
+        };
+        if !unchanged {
+            return Ok(None);
+        }
+    }
+    let mut refreshed = false;
+    for read in &mut inputs.reads {
+        match stat_fingerprint(&read.root, &read.selection) {
+            Ok(Some(now)) if read.stat.as_deref() == Some(now.as_str()) => continue,
+            _ => {}
+        }
+        match checksum(store, &read.root, &read.selection) {
+            Ok(sum) if sum.digest == read.digest => {
+                if sum.stat_fingerprint.is_some() && sum.stat_fingerprint != read.stat {
+                    read.stat = sum.stat_fingerprint;
+                    refreshed = true;
+                }
+            }
+            _ => return Ok(None),
+        }
+    }
+    let wanted = if inputs.targets.is_empty() {
+        BTreeMap::from([(SINGLE_IMAGE.to_string(), manifest.clone())])
+    } else {
+        inputs.targets.clone()
+    };
+    let stored: BTreeSet<kiln_store::Digest> = store
+        .list_images()?
+        .into_iter()
+        .map(|r| r.manifest)
+        .collect();
+    let mut images = BTreeMap::new();
+    for (name, digest) in wanted {
+        let Ok(digest) = kiln_store::Digest::parse(&digest) else {
+            return Ok(None);
+        };
+        // The image was removed since (`kiln rmi`, or its blobs collected): build it again.
+        if !stored.contains(&digest) {
+            return Ok(None);
+        }
+        match imagestore::open_manifest(store, &digest) {
+            Ok(image) => images.insert(name, image.to_built_image()),
+            Err(_) => return Ok(None),
+        };
+    }
+    if refreshed {
+        remember_shortcut(store, fingerprint, &manifest, &inputs)?;
+    }
+    Ok(Some(images))
+}
+
+/// Remembers that `fingerprint` made the image `manifest_digest` (for a bake request,
+/// the images in `inputs.targets`) from `inputs`.
+pub fn remember_shortcut(
+    store: &Store,
+    fingerprint: &str,
+    manifest_digest: &str,
+    inputs: &ShortcutInputs,
+) -> Result<(), SessionError> {
+    let mut inputs = inputs.clone();
+    // A base image used by several stages is resolved once per use; one check is enough.
+    let mut seen = BTreeSet::new();
+    inputs.images.retain(|pair| seen.insert(pair.clone()));
+    let text = serde_json::to_string(&inputs).unwrap_or_default();
+    store.record_shortcut(fingerprint, manifest_digest, &text)?;
+    Ok(())
+}
+
+/// Writes an image already in the store (a short-cut answer) to every output; names
+/// already pointing at it are left as they are, so an unchanged answer writes nothing.
+pub fn publish(
+    store: &Store,
+    built: &BuiltImage,
+    request: &ExportRequest,
+) -> Result<ExportedImage, SessionError> {
+    check_outputs(request)?;
+    let _gc = store.lock("gc")?;
+    write_outputs(store, built, request)
 }
 
 impl Session {
-    /// The image an earlier build of `fingerprint` made, if every input it depended on is
-    /// unchanged; `None` sends the build the long way.
+    /// [`shortcut`] on this session's store, for a build's single image.
     pub fn shortcut(&self, fingerprint: &str) -> Result<Option<BuiltImage>, SessionError> {
-        let Some((manifest, inputs)) = self.store.shortcut(fingerprint)? else {
-            return Ok(None);
-        };
-        let Ok(inputs) = serde_json::from_str::<ShortcutInputs>(&inputs) else {
-            return Ok(None);
-        };
-        for (reference, digest) in &inputs.images {
-            if self.images.current_digest(reference).as_deref() != Some(digest.as_str()) {
-                return Ok(None);
-            }
-        }
-        for read in &inputs.reads {
-            match checksum(&self.store, &read.root, &read.selection) {
-                Ok(sum) if sum.digest == read.digest => {}
-                _ => return Ok(None),
-            }
-        }
-        match imagestore::open(&self.store, &manifest) {
-            Ok(stored) => Ok(Some(stored.to_built_image())),
-            // The image was removed since: build it again.
-            Err(_) => Ok(None),
-        }
+        Ok(shortcut(&self.store, fingerprint)?.and_then(|mut all| all.remove(SINGLE_IMAGE)))
     }
 
-    /// Remembers that `fingerprint` made the image `manifest_digest` from `inputs`.
+    /// [`remember_shortcut`] on this session's store.
     pub fn remember_shortcut(
         &self,
         fingerprint: &str,
         manifest_digest: &str,
         inputs: &ShortcutInputs,
     ) -> Result<(), SessionError> {
-        let text = serde_json::to_string(inputs).unwrap_or_default();
-        self.store
-            .record_shortcut(fingerprint, manifest_digest, &text)?;
-        Ok(())
+        remember_shortcut(&self.store, fingerprint, manifest_digest, inputs)
     }
 }

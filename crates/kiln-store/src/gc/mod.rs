@@ -93,7 +93,7 @@ impl RecordKind {
     pub fn as_str(self) -> &'static str {
         match self {
             RecordKind::Snapshot => "snapshot",
-            RecordKind::CacheMount => "cache-mount",
+            RecordKind::CacheMount => "exec.cachemount",
             RecordKind::Blob => "blob",
         }
     }
@@ -303,7 +303,7 @@ pub fn prune(store: &Store, policy: &PrunePolicy) -> Result<PruneReport, GcError
                 !inv.mounted.contains(&r.id) && (policy.all || !inv.rooted.contains(&r.id))
             }
             RecordKind::Blob => r.reclaimable,
-            RecordKind::CacheMount => true,
+            RecordKind::CacheMount => !r.in_use,
         })
         .map(|r| {
             let used = effective

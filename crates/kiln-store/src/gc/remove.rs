@@ -22,7 +22,7 @@ pub(super) fn remove(store: &Store, record: &UsageRecord) -> Result<bool, GcErro
             let digest = Digest::parse(&record.id)?;
             Ok(store.remove_blob(&digest)?)
         }
-        RecordKind::CacheMount => remove_cache_mount(store, &record.id),
+        RecordKind::CacheMount => remove_cache_mount(store, record),
     }
 }
 
@@ -45,20 +45,27 @@ fn remove_snapshot(store: &Store, record: &UsageRecord) -> Result<bool, GcError>
     }
 }
 
-fn remove_cache_mount(store: &Store, name: &str) -> Result<bool, GcError> {
+fn remove_cache_mount(store: &Store, record: &UsageRecord) -> Result<bool, GcError> {
+    let name = record.id.as_str();
     // The solver names these sha256 hex; anything else under cache-mounts/ is not ours.
     if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(false);
     }
-    // Steps using a private or locked cache mount hold this lock while they run.
-    let Some(_lock) = store.try_lock(&format!("cache-{}", &name[..32]))? else {
+    // Every step using a cache mount holds this lock (shared or exclusive) while it runs.
+    let Some(_lock) = store.try_lock_cache_mount(name)? else {
         return Ok(false);
     };
+    // Mounted since it was counted: no longer the least recently used.
+    let used_since = store
+        .cache_mounts()?
+        .iter()
+        .any(|m| m.key == name && m.last_used_ms > record.last_used_ms);
     let dir = store.root().join("cache-mounts").join(name);
-    if !dir.exists() {
+    if used_since || !dir.exists() {
         return Ok(false);
     }
     to_trash(store, &dir)?;
+    store.forget_cache_mount(name)?;
     Ok(true)
 }
 

@@ -124,22 +124,35 @@ pub(super) fn inventory(store: &Store) -> Result<Inventory, GcError> {
         });
     }
 
+    let mounts: HashMap<String, crate::CacheMountRecord> = store
+        .cache_mounts()?
+        .into_iter()
+        .map(|m| (m.key.clone(), m))
+        .collect();
     for entry in read_dir_or_empty(&store.root().join("cache-mounts"))? {
         let path = entry.path();
         if !path.is_dir() {
             continue;
         }
-        let (size, last_used_ms) = du(&path)?;
+        let key = entry.file_name().to_string_lossy().into_owned();
+        // Last used: when a step last mounted it, or wrote to it (directories from before
+        // use times were recorded have only the latter).
+        let (size, newest_write_ms) = du(&path)?;
+        let record = mounts.get(&key);
+        let in_use = store.try_lock_cache_mount(&key)?.is_none();
         records.push(UsageRecord {
-            id: entry.file_name().to_string_lossy().into_owned(),
+            id: key,
             kind: RecordKind::CacheMount,
             size,
-            last_used_ms,
+            last_used_ms: record.map_or(newest_write_ms, |r| r.last_used_ms.max(newest_write_ms)),
             shared: false,
-            reclaimable: true,
-            in_use: false,
+            reclaimable: !in_use,
+            in_use,
             parent: None,
-            description: "RUN --mount=type=cache directory".to_owned(),
+            description: match record {
+                Some(r) => format!("RUN --mount=type=cache,id={}", r.id),
+                None => "RUN --mount=type=cache directory".to_owned(),
+            },
         });
     }
 

@@ -283,3 +283,95 @@ fn size_targets_combine_like_buildkit() {
     });
     assert_eq!(both.target(500, fs), Some(80));
 }
+
+/// A cache mount directory with `bytes` of data, last mounted by a step `age_ms` ago
+/// and not written since.
+fn cache_mount(store: &Store, id: &str, bytes: usize, age_ms: i64) -> String {
+    let key = Digest::of_bytes(id.as_bytes()).hex().to_string();
+    let dir = store.root().join("cache-mounts").join(&key);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("pkg"), vec![1u8; bytes]).unwrap();
+    drop(store.use_cache_mount(&key, id, false).unwrap());
+    let when = now_ms() - age_ms;
+    store
+        .conn()
+        .execute(
+            "UPDATE cache_mounts SET last_used_ms = ?1 WHERE key = ?2",
+            rusqlite::params![when, key],
+        )
+        .unwrap();
+    let old = std::time::UNIX_EPOCH + Duration::from_millis(when as u64);
+    for path in [dir.join("pkg"), dir.clone()] {
+        fs::File::open(&path).unwrap().set_modified(old).unwrap();
+    }
+    key
+}
+
+#[test]
+fn cache_mounts_go_by_their_own_rule_least_recently_used_first() {
+    let (_d, store) = open();
+    let stale = cache_mount(&store, "/var/cache/apt", 6000, 5 * DAY);
+    let older = cache_mount(&store, "/root/.npm", 3000, 9 * DAY);
+    let recent = cache_mount(&store, "/root/.cache/go", 4000, 2 * 3_600_000);
+    snap(&store, "ancient", None, 10, 30 * DAY);
+    let u = usage(&store).unwrap();
+    let shown = u.records.iter().find(|r| r.id == stale).unwrap();
+    assert_eq!(shown.kind.as_str(), "exec.cachemount");
+    assert_eq!(
+        shown.description,
+        "RUN --mount=type=cache,id=/var/cache/apt"
+    );
+    assert!(shown.size >= 6000 && shown.reclaimable && !shown.in_use);
+
+    let rule = PrunePolicy {
+        kinds: vec![RecordKind::CacheMount],
+        keep_duration: Some(Duration::from_secs(2 * 86_400)),
+        ..PrunePolicy::default()
+    };
+    let report = prune(&store, &rule).unwrap();
+    // Least recently used first; the one used two hours ago and the snapshot stay.
+    assert_eq!(ids(&report), [older.as_str(), stale.as_str()]);
+    let mounts = store.root().join("cache-mounts");
+    assert!(mounts.join(&recent).exists() && !mounts.join(&stale).exists());
+    assert!(store.snapshot("ancient").unwrap().is_some());
+    let known: Vec<String> = store
+        .cache_mounts()
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
+    assert_eq!(known, std::slice::from_ref(&recent));
+    // A policy without the type leaves cache mounts alone, however old.
+    let everything_old = PrunePolicy {
+        keep_duration: Some(Duration::from_secs(60)),
+        ..PrunePolicy::default()
+    };
+    cache_mount(&store, "/root/.npm", 3000, 9 * DAY);
+    let report = prune(&store, &everything_old).unwrap();
+    assert_eq!(ids(&report), ["ancient"]);
+}
+
+#[test]
+fn a_cache_mount_a_step_holds_is_never_removed() {
+    let (_d, store) = open();
+    let key = cache_mount(&store, "/root/.cache", 1000, 5 * DAY);
+    let running = store.use_cache_mount(&key, "/root/.cache", false).unwrap();
+    // The step above recorded a use now; make it look old again, as a long step would.
+    store
+        .conn()
+        .execute("UPDATE cache_mounts SET last_used_ms = 0", [])
+        .unwrap();
+    let all = PrunePolicy {
+        all: true,
+        ..PrunePolicy::default()
+    };
+    let held = usage(&store).unwrap();
+    assert!(
+        held.records
+            .iter()
+            .any(|r| r.id == key && r.in_use && !r.reclaimable)
+    );
+    assert!(prune(&store, &all).unwrap().removed.is_empty());
+    drop(running);
+    assert_eq!(ids(&prune(&store, &all).unwrap()), [key.as_str()]);
+}

@@ -199,6 +199,7 @@ fn execute(args: &BakeArgs, root: Option<&Path>, out: &mut dyn Write) -> Result<
         return Ok(0);
     }
     let resolved = kiln_bake::resolve(&req).map_err(|e| e.to_string())?;
+    crate::timing::mark("bake files resolved");
     if args.print {
         writeln!(out, "{}", print::print_text(&resolved)).map_err(write_err)?;
         return Ok(0);

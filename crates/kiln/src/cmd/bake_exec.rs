@@ -18,9 +18,11 @@ use kiln_solver::session::{
     open_cache_imports, parse_output,
 };
 
+use super::bake_shortcut;
 use super::build_call::CallRequest;
 use super::build_exec::{
-    Failure, auto_gc, open_session, parse_cache_specs, report_cache_warnings, solve_with_progress,
+    Failure, auto_gc, open_session_on, open_store, parse_cache_specs, report_cache_warnings,
+    solve_with_progress,
 };
 use crate::progress::{Progress, ProgressMode};
 use crate::render::Format;
@@ -105,7 +107,27 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
         .iter()
         .filter_map(|name| resolved.targets.get(name))
         .any(|target| target.pull == Some(true));
-    let session = open_session(run.root, secrets, pull)?;
+    let store = open_store(run.root)?;
+    let fingerprint = bake_shortcut::fingerprint(resolved, &wanted, run);
+    crate::timing::mark("fingerprint taken");
+    let requests = |name: &str| {
+        let target = resolved
+            .targets
+            .get(name)
+            .ok_or_else(|| Failure::from(format!("target {name} vanished")))?;
+        export_request(target, name)
+    };
+    if let Some(metadata) = bake_shortcut::answer(
+        &store,
+        fingerprint.as_deref(),
+        &wanted,
+        &requests,
+        mode == ProgressMode::Quiet,
+    )? {
+        write_metadata(run.metadata_file, metadata)?;
+        return Ok(0);
+    }
+    let session = open_session_on(store, secrets, pull)?;
     let mut planner = Planner {
         resolved,
         cwd: run.cwd,
@@ -185,15 +207,13 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
         .collect();
     let all_ok = succeeded.len() == stages.len();
     let mut metadata = serde_json::Map::new();
+    let mut made = BTreeMap::new();
     if all_ok || !run.atomic {
         for (name, stage) in succeeded {
-            let target = resolved
-                .targets
-                .get(name)
-                .ok_or_else(|| format!("target {name} vanished"))?;
-            let request = export_request(target, name)?;
+            let request = requests(name)?;
             match session.export(&graph, stage, &outcome, &request) {
                 Ok(exported) => {
+                    made.insert(name.clone(), exported.manifest_digest.clone());
                     metadata.insert(name.clone(), exported.metadata());
                 }
                 Err(error) => failures.push(format!("[{name}] export: {error}")),
@@ -203,15 +223,35 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
         failures.push("--atomic: nothing was published because a target failed".to_string());
     }
     report_cache_warnings(&session, None)?;
-    if let Some(path) = run.metadata_file {
-        let text = serde_json::to_vec_pretty(&serde_json::Value::Object(metadata))?;
-        kiln_store::fsutil::write_atomic(path, &text)?;
+    if failures.is_empty() && made.len() == stages.len() {
+        let images = session.images.resolutions();
+        bake_shortcut::remember(
+            &session.store,
+            fingerprint.as_deref(),
+            &graph,
+            &roots,
+            &outcome,
+            images,
+            made,
+        )?;
     }
+    write_metadata(run.metadata_file, metadata)?;
     for failure in &failures {
         eprintln!("ERROR: {failure}");
     }
     auto_gc(&session);
     Ok(if failures.is_empty() && all_ok { 0 } else { 1 })
+}
+
+fn write_metadata(
+    path: Option<&Path>,
+    metadata: serde_json::Map<String, serde_json::Value>,
+) -> Result<(), Failure> {
+    if let Some(path) = path {
+        let text = serde_json::to_vec_pretty(&serde_json::Value::Object(metadata))?;
+        kiln_store::fsutil::write_atomic(path, &text)?;
+    }
+    Ok(())
 }
 
 /// A target's `call` (from `--call`, `--check` or the bake file) when it is not a build.

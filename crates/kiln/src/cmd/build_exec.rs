@@ -12,9 +12,9 @@ use kiln_solver::remote_cache::{
     CacheBackend, CacheSpec, ExportReport, RemoteCacheError, parse_cache_spec,
 };
 use kiln_solver::session::{
-    ExportRequest, ExportedImage, OutputSpec, Session, SessionError, ShortcutInputs, SolveSettings,
-    Solved, cache_policy, check_entitlements, open_cache_exports, open_cache_imports, parse_output,
-    step_scope,
+    ExportRequest, ExportedImage, OutputSpec, SINGLE_IMAGE, Session, SessionError, ShortcutInputs,
+    SolveSettings, Solved, cache_policy, check_entitlements, open_cache_exports,
+    open_cache_imports, parse_output, publish_stored, shortcut, step_scope,
 };
 use kiln_store::Store;
 
@@ -226,7 +226,6 @@ pub fn run_build(
         message: m,
         code: 2,
     })?;
-    let session = open_session(root, plan_input.secrets.clone(), args.pull)?;
     let request = ExportRequest {
         tags: plan_input.tags.clone(),
         outputs: plan_input.outputs.clone(),
@@ -243,32 +242,60 @@ pub fn run_build(
     } else {
         None
     };
-    let exported = match fingerprint
-        .as_deref()
-        .map(|f| session.shortcut(f))
-        .transpose()?
-        .flatten()
-    {
-        Some(built) => {
-            if mode != ProgressMode::Quiet {
-                eprintln!(
-                    "nothing changed since the last build of this request: its image is the answer"
-                );
-            }
-            if args.explain {
-                print_misses(&[]);
-            }
-            session.publish(&built, &request)?
+    crate::timing::mark("request prepared");
+    let store = open_store(root)?;
+    crate::timing::mark("store open");
+    if let Some(exported) = answer_from_record(&store, fingerprint.as_deref(), &request, mode)? {
+        if args.explain {
+            print_misses(&[]);
         }
-        None => build_the_long_way(
-            args,
-            &plan_input,
-            &session,
-            mode,
-            &request,
-            fingerprint.as_deref(),
-        )?,
+        // Nothing was added to the store, so there is nothing new to collect either.
+        return finish(args, &exported);
+    }
+    let session = open_session_on(store, plan_input.secrets.clone(), args.pull)?;
+    crate::timing::mark("session open");
+    let exported = build_the_long_way(
+        args,
+        &plan_input,
+        &session,
+        mode,
+        &request,
+        fingerprint.as_deref(),
+    )?;
+    finish(args, &exported)?;
+    auto_gc(&session);
+    crate::timing::mark("auto gc");
+    Ok(())
+}
+
+/// The whole-build short cut: the recorded image of an unchanged request, published.
+fn answer_from_record(
+    store: &Store,
+    fingerprint: Option<&str>,
+    request: &ExportRequest,
+    mode: ProgressMode,
+) -> Result<Option<ExportedImage>, Failure> {
+    let Some(fingerprint) = fingerprint else {
+        return Ok(None);
     };
+    let Some(mut images) = shortcut(store, fingerprint)? else {
+        crate::timing::mark("no short cut");
+        return Ok(None);
+    };
+    let Some(built) = images.remove(SINGLE_IMAGE) else {
+        return Ok(None);
+    };
+    crate::timing::mark("short cut found");
+    if mode != ProgressMode::Quiet {
+        eprintln!("nothing changed since the last build of this request: its image is the answer");
+    }
+    let exported = publish_stored(store, &built, request)?;
+    crate::timing::mark("published");
+    Ok(Some(exported))
+}
+
+/// `--iidfile`, `--metadata-file` and `-q`'s image ID.
+fn finish(args: &BuildArgs, exported: &ExportedImage) -> Result<(), Failure> {
     if let Some(path) = &args.iidfile {
         kiln_store::fsutil::write_atomic(path, exported.config_digest.as_bytes())?;
     }
@@ -279,7 +306,6 @@ pub fn run_build(
     if args.quiet {
         println!("{}", exported.config_digest);
     }
-    auto_gc(&session);
     Ok(())
 }
 
@@ -358,6 +384,7 @@ fn build_the_long_way(
         let inputs = ShortcutInputs {
             images: session.images.resolutions(),
             reads: outcome.reads.clone(),
+            ..ShortcutInputs::default()
         };
         session.remember_shortcut(fingerprint, &exported.manifest_digest, &inputs)?;
     }
@@ -372,7 +399,10 @@ fn shortcut_fingerprint(args: &BuildArgs, plan: &Plan) -> Option<String> {
         .build_contexts
         .iter()
         .any(|c| c.contains("oci-layout://"));
-    if args.no_cache || !args.no_cache_filter.is_empty() || uses_layout {
+    // `--pull` asks the registry again and a push must reach the registry: both take the
+    // long way (where every unchanged step is still a cache hit).
+    let pushes = plan.outputs.iter().any(|o| o.push);
+    if args.no_cache || !args.no_cache_filter.is_empty() || uses_layout || args.pull || pushes {
         return None;
     }
     let ignore = request.context.as_ref().and_then(|dir| {
@@ -380,16 +410,7 @@ fn shortcut_fingerprint(args: &BuildArgs, plan: &Plan) -> Option<String> {
             .dockerfile_path
             .clone()
             .unwrap_or_else(|| dir.join("Dockerfile"));
-        kiln_frontend::dockerignore::load_for_build(dir, &dockerfile)
-            .ok()
-            .flatten()
-            .map(|f| {
-                f.matcher
-                    .patterns()
-                    .iter()
-                    .map(|p| format!("{}{}", if p.is_exception() { "!" } else { "" }, p.pattern()))
-                    .collect::<Vec<_>>()
-            })
+        ignore_patterns(dir, &dockerfile)
     });
     let document = serde_json::json!({
         "format": 1,
@@ -414,13 +435,27 @@ fn shortcut_fingerprint(args: &BuildArgs, plan: &Plan) -> Option<String> {
     ))
 }
 
-/// A build session on the store at `root`; Ctrl-C and SIGTERM cancel it.
-pub fn open_session(
-    root: Option<&Path>,
+/// The `.dockerignore` patterns a build of `dockerfile` in `context` uses, as written
+/// (exceptions with their `!`), for fingerprints.
+pub fn ignore_patterns(context: &Path, dockerfile: &Path) -> Option<Vec<String>> {
+    kiln_frontend::dockerignore::load_for_build(context, dockerfile)
+        .ok()
+        .flatten()
+        .map(|f| {
+            f.matcher
+                .patterns()
+                .iter()
+                .map(|p| format!("{}{}", if p.is_exception() { "!" } else { "" }, p.pattern()))
+                .collect()
+        })
+}
+
+/// A build session on an open store; Ctrl-C and SIGTERM cancel it.
+pub fn open_session_on(
+    store: Arc<Store>,
     secrets: HashMap<String, SecretSource>,
     pull: bool,
 ) -> Result<Session, Failure> {
-    let store = open_store(root)?;
     let images = registry_images(store.clone(), pull)?;
     let session = Session::open_with_images(store, secrets, images)?;
     let on_signal = session.cancel_token().clone();

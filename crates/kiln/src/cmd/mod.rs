@@ -2,6 +2,7 @@
 
 pub mod bake;
 mod bake_exec;
+mod bake_shortcut;
 pub mod build;
 mod build_call;
 mod build_exec;
