@@ -157,7 +157,7 @@ type Fetched = Result<Option<RemoteRecord>, String>;
 enum Slot {
     Queued,
     Running,
-    Done(Fetched),
+    Done(Box<Fetched>),
 }
 
 /// Background fetches of an index's records. A lookup takes a finished record, waits for
@@ -198,7 +198,7 @@ impl Prefetch {
         };
         let fetched = self.fetch(&key);
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.insert(key, Slot::Done(fetched));
+        slots.insert(key, Slot::Done(Box::new(fetched)));
         self.done.notify_all();
         true
     }
@@ -212,7 +212,7 @@ impl Prefetch {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             match slots.get(key)? {
-                Slot::Done(fetched) => return Some(fetched.clone()),
+                Slot::Done(fetched) => return Some((**fetched).clone()),
                 Slot::Running => {
                     slots = self.done.wait(slots).unwrap_or_else(|p| p.into_inner());
                 }
@@ -221,7 +221,7 @@ impl Prefetch {
                     drop(slots);
                     let fetched = self.fetch(key);
                     let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-                    slots.insert(key.to_string(), Slot::Done(fetched.clone()));
+                    slots.insert(key.to_string(), Slot::Done(Box::new(fetched.clone())));
                     self.done.notify_all();
                     return Some(fetched);
                 }
