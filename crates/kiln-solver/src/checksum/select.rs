@@ -229,7 +229,7 @@ impl<'a> Collector<'a> {
             ignore_state: None,
             exclude_state: None,
         };
-        let spare_cores = std::thread::available_parallelism().map_or(1, |n| n.get()) > 1;
+        let spare_cores = cores() > 1;
         self.walk_below(&start, spare_cores, &mut walked)?;
         self.listed_dirs.extend(walked.listed);
         Ok(walked.entries)
@@ -336,10 +336,7 @@ impl<'a> Collector<'a> {
         subdirs: Vec<Subdir>,
         out: &mut Walked,
     ) -> Result<(), ChecksumError> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, MAX_WALKERS)
-            .min(subdirs.len());
+        let threads = cores().clamp(1, MAX_WALKERS).min(subdirs.len());
         let next = AtomicUsize::new(0);
         let subdirs_ref = &subdirs;
         let mut done: Vec<(usize, Walked)> = std::thread::scope(|scope| {
@@ -450,6 +447,13 @@ impl<'a> Collector<'a> {
 
 /// Most threads walking a context at once.
 const MAX_WALKERS: usize = 8;
+
+/// The cores this process may use, asked once (the answer reads cgroup files, and a
+/// bake checks dozens of contexts).
+pub(super) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
 
 /// Where a walk is: the directory, its path below the root and below the copied source,
 /// and the pattern states of its parents.
