@@ -123,3 +123,56 @@ fn no_cache_never_takes_the_short_cut() {
     assert!(!progress.contains(SHORT_CUT), "{progress}");
     assert!(progress.contains("cache disabled"), "{progress}");
 }
+
+/// What the store's files look like: (path, size, mtime) of everything in the database and
+/// blob directories.
+fn store_state(store: &std::path::Path) -> Vec<(String, u64, std::time::SystemTime)> {
+    let mut state = Vec::new();
+    for dir in [store.to_path_buf(), store.join("blobs/sha256")] {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_file() {
+                state.push((
+                    entry.path().display().to_string(),
+                    meta.len(),
+                    meta.modified().unwrap(),
+                ));
+            }
+        }
+    }
+    state.sort();
+    state
+}
+
+#[test]
+fn an_answer_from_the_record_writes_nothing_to_the_store() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "ctx",
+        &[
+            ("Dockerfile", "FROM busybox\nCOPY app.txt /app.txt\n"),
+            ("app.txt", "one\n"),
+        ],
+    );
+    let build = |tag: &str| env.build_ok(&["-t", tag, ctx.to_str().unwrap()]);
+    build("app:1");
+    assert!(build("app:1").contains(SHORT_CUT));
+    let before = store_state(&env.store);
+    let again = build("app:1");
+    assert!(again.contains(SHORT_CUT), "{again}");
+    assert_eq!(
+        store_state(&env.store),
+        before,
+        "a no-op wrote to the store"
+    );
+    // A new name for the same image is a write, and still no build.
+    let renamed = build("app:2");
+    assert!(renamed.contains(SHORT_CUT), "{renamed}");
+    let images = env.kiln(&["images", "--format", "json"]);
+    assert!(
+        text(&images.stdout).contains("\"Tag\":\"2\""),
+        "{}",
+        text(&images.stdout)
+    );
+}

@@ -117,8 +117,7 @@ fn read_all(
     root: &Path,
     files: &[(usize, &Vec<u8>, &Stat, bool)],
 ) -> Result<Vec<ReadResult>, ChecksumError> {
-    let readers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
+    let readers = super::select::cores()
         .clamp(1, MAX_READERS)
         .min(files.len());
     if readers <= 1 {

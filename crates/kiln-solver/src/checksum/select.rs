@@ -229,7 +229,7 @@ impl<'a> Collector<'a> {
             ignore_state: None,
             exclude_state: None,
         };
-        let spare_cores = std::thread::available_parallelism().map_or(1, |n| n.get()) > 1;
+        let spare_cores = cores() > 1;
         self.walk_below(&start, spare_cores, &mut walked)?;
         self.listed_dirs.extend(walked.listed);
         Ok(walked.entries)
@@ -245,28 +245,38 @@ impl<'a> Collector<'a> {
         out: &mut Walked,
     ) -> Result<(), ChecksumError> {
         let dir = at.dir;
+        // Each child by its path below the root (its name is the tail), so a name is not
+        // allocated twice; sorting these sorts by name, as the prefix is shared.
+        let name_at = if at.rel.is_empty() {
+            0
+        } else {
+            at.rel.len() + 1
+        };
         let mut children = Vec::new();
         for entry in fs::read_dir(dir).map_err(ChecksumError::io("read directory", dir))? {
             let entry = entry.map_err(ChecksumError::io("read directory", dir))?;
             match entry.metadata() {
-                Ok(meta) => children.push((entry.file_name(), Stat::of(&meta), meta.file_type())),
+                Ok(meta) => children.push((
+                    join_rel(at.rel, entry.file_name().as_bytes()),
+                    Stat::of(&meta),
+                    meta.file_type(),
+                )),
                 // Removed since the listing: as if it had not been there.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(ChecksumError::io("stat", &entry.path())(e)),
             }
         }
-        children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         out.listed.push(at.rel.to_vec());
-        // Directories to descend into: (index in `out.entries` of the directory itself or
-        // None when it is left out unless something below is brought back, where to walk).
+        // Directories to descend into, in order.
         let mut subdirs = Vec::new();
-        for (name, meta, file_type) in children {
-            let child_rel = join_rel(at.rel, name.as_bytes());
-            let lossy = name.to_string_lossy();
+        for (child_rel, meta, file_type) in children {
+            let name = std::ffi::OsStr::from_bytes(&child_rel[name_at..]);
             // Paths as text only when a pattern needs them (the common case has none).
             let child_source_rel = if self.exclude.is_empty() {
                 String::new()
             } else {
+                let lossy = name.to_string_lossy();
                 match at.source_rel {
                     "" => lossy.into_owned(),
                     parent => format!("{parent}/{lossy}"),
@@ -283,7 +293,7 @@ impl<'a> Collector<'a> {
             if !meta.is_dir() {
                 if !ignored && !excluded && !file_type.is_socket() {
                     let link_target = if file_type.is_symlink() {
-                        read_link(&dir.join(&name))?
+                        read_link(&dir.join(name))?
                     } else {
                         None
                     };
@@ -297,7 +307,7 @@ impl<'a> Collector<'a> {
                 continue;
             }
             subdirs.push(Subdir {
-                path: dir.join(&name),
+                path: dir.join(name),
                 rel: child_rel,
                 source_rel: child_source_rel,
                 meta,
@@ -310,22 +320,27 @@ impl<'a> Collector<'a> {
             return self.walk_subdirs_in_parallel(subdirs, out);
         }
         for subdir in subdirs {
-            let below = self.walk_subdir(&subdir, fan_out)?;
-            out.append(subdir, below);
+            // Straight into `out`: the directory first, taken back out if it was left
+            // out and nothing below it was brought back.
+            let before = out.entries.len();
+            out.entries.push((
+                subdir.rel.clone(),
+                Found {
+                    meta: subdir.meta,
+                    link_target: None,
+                },
+            ));
+            self.walk_below(&subdir.at(), fan_out, out)?;
+            if subdir.left_out && out.entries.len() == before + 1 {
+                out.entries.pop();
+            }
         }
         Ok(())
     }
 
     fn walk_subdir(&self, subdir: &Subdir, fan_out: bool) -> Result<Walked, ChecksumError> {
         let mut below = Walked::default();
-        let at = WalkAt {
-            dir: &subdir.path,
-            rel: &subdir.rel,
-            source_rel: &subdir.source_rel,
-            ignore_state: subdir.ignore_state.as_ref(),
-            exclude_state: subdir.exclude_state.as_ref(),
-        };
-        self.walk_below(&at, fan_out, &mut below)?;
+        self.walk_below(&subdir.at(), fan_out, &mut below)?;
         Ok(below)
     }
 
@@ -336,10 +351,7 @@ impl<'a> Collector<'a> {
         subdirs: Vec<Subdir>,
         out: &mut Walked,
     ) -> Result<(), ChecksumError> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, MAX_WALKERS)
-            .min(subdirs.len());
+        let threads = cores().clamp(1, MAX_WALKERS).min(subdirs.len());
         let next = AtomicUsize::new(0);
         let subdirs_ref = &subdirs;
         let mut done: Vec<(usize, Walked)> = std::thread::scope(|scope| {
@@ -451,6 +463,13 @@ impl<'a> Collector<'a> {
 /// Most threads walking a context at once.
 const MAX_WALKERS: usize = 8;
 
+/// The cores this process may use, asked once (the answer reads cgroup files, and a
+/// bake checks dozens of contexts).
+pub(super) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Where a walk is: the directory, its path below the root and below the copied source,
 /// and the pattern states of its parents.
 struct WalkAt<'a> {
@@ -471,6 +490,18 @@ struct Subdir {
     left_out: bool,
     ignore_state: Option<WalkState>,
     exclude_state: Option<WalkState>,
+}
+
+impl Subdir {
+    fn at(&self) -> WalkAt<'_> {
+        WalkAt {
+            dir: &self.path,
+            rel: &self.rel,
+            source_rel: &self.source_rel,
+            ignore_state: self.ignore_state.as_ref(),
+            exclude_state: self.exclude_state.as_ref(),
+        }
+    }
 }
 
 /// What a walk found: entries in order, and the directories it listed.
