@@ -98,7 +98,8 @@ impl Store {
             .optional()?)
     }
 
-    /// Every pulled manifest digest, for garbage collection to keep their small blobs.
+    /// Every pulled manifest digest: garbage collection keeps their blobs as it keeps
+    /// images'.
     pub fn pulled_manifests(&self) -> Result<Vec<Digest>> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT DISTINCT manifest_digest FROM pulled_images")?;

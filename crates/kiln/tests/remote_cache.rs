@@ -665,3 +665,104 @@ fn inline_records_travel_with_the_image() {
     let manifest_b = layout_json(&layout_b, index(&layout_b)[0]["digest"].as_str().unwrap());
     assert_eq!(manifest["layers"], manifest_b["layers"]);
 }
+
+/// Rewrites every record of `cache` whose config names a layer so that it claims a wrong
+/// diff_id (a consistent, digest-valid record that lies), and returns how many.
+fn falsify_diff_ids(cache: &Path) -> usize {
+    let put = |bytes: &[u8]| -> (String, u64) {
+        use sha2::Digest as _;
+        let hex = hex_of(&sha2::Sha256::digest(bytes));
+        fs::write(cache.join("blobs/sha256").join(&hex), bytes).unwrap();
+        (format!("sha256:{hex}"), bytes.len() as u64)
+    };
+    let mut index_doc: Value =
+        serde_json::from_slice(&fs::read(cache.join("index.json")).unwrap()).unwrap();
+    let mut falsified = 0;
+    for entry in index_doc["manifests"].as_array_mut().unwrap() {
+        let mut manifest = layout_json(cache, entry["digest"].as_str().unwrap());
+        let mut config = layout_json(cache, manifest["config"]["digest"].as_str().unwrap());
+        if config["layer"].is_null() {
+            continue;
+        }
+        config["layer"]["diff_id"] = Value::String(format!("sha256:{}", "0".repeat(64)));
+        let (digest, size) = put(&serde_json::to_vec(&config).unwrap());
+        manifest["config"]["digest"] = Value::String(digest);
+        manifest["config"]["size"] = Value::from(size);
+        let (digest, size) = put(&serde_json::to_vec(&manifest).unwrap());
+        entry["digest"] = Value::String(digest);
+        entry["size"] = Value::from(size);
+        falsified += 1;
+    }
+    fs::write(
+        cache.join("index.json"),
+        serde_json::to_vec(&index_doc).unwrap(),
+    )
+    .unwrap();
+    falsified
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_record_claiming_a_wrong_diff_id_never_reaches_an_image() {
+    let Some(env) = Env::new() else { return };
+    let ctx = two_stage_context(&env);
+    let cache = env.path("cache");
+    let to = format!("type=local,dest={},mode=max", cache.display());
+    let (ok, progress, _) = build_at(
+        &env.store,
+        &env,
+        &["--cache-to", &to, ctx.to_str().unwrap()],
+    );
+    assert!(ok, "{progress}");
+    assert!(falsify_diff_ids(&cache) > 0);
+    // Store B's image takes the final stage's layers straight from the records unless
+    // their diff_ids are checked: each lying record must cost a re-run instead.
+    let b = fresh_store(&env, "store-b");
+    let from = format!("type=local,src={}", cache.display());
+    let layout = env.path("image-b");
+    let output = format!("type=oci,dest={},tar=false", layout.display());
+    let (ok, progress, _) = build_at(
+        &b,
+        &env,
+        &[
+            "--cache-from",
+            &from,
+            "--output",
+            &output,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{progress}");
+    assert!(progress.contains("the step ran again"), "{progress}");
+    let manifest = layout_json(&layout, index(&layout)[0]["digest"].as_str().unwrap());
+    let config = layout_json(&layout, manifest["config"]["digest"].as_str().unwrap());
+    for (layer, diff_id) in manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(config["rootfs"]["diff_ids"].as_array().unwrap())
+    {
+        let blob = fs::read(
+            layout.join("blobs/sha256").join(
+                layer["digest"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("sha256:"),
+            ),
+        )
+        .unwrap();
+        use sha2::Digest as _;
+        let actual = format!(
+            "sha256:{}",
+            hex_of(&sha2::Sha256::digest(support::decompress(&blob)))
+        );
+        assert_eq!(
+            diff_id.as_str().unwrap(),
+            actual,
+            "a layer's diff_id is wrong"
+        );
+    }
+}

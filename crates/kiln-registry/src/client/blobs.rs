@@ -451,7 +451,9 @@ impl TempFile {
             .unwrap_or_else(|| "blob".into());
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         Ok(TempFile {
-            path: dir.join(format!(".{name}.{}.{n}.partial", std::process::id())),
+            // Named after the destination (no leading dot): a store that cleans up its
+            // own `blob-*` temp files after a killed process also removes these.
+            path: dir.join(format!("{name}.{}.{n}.partial", std::process::id())),
             persisted: false,
         })
     }

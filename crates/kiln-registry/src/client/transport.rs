@@ -262,7 +262,7 @@ impl Client {
             .inner
             .credentials
             .lock()
-            .expect("poisoned")
+            .unwrap_or_else(|p| p.into_inner())
             .get(registry)
         {
             return Ok(c.clone());
@@ -271,7 +271,7 @@ impl Client {
         self.inner
             .credentials
             .lock()
-            .expect("poisoned")
+            .unwrap_or_else(|p| p.into_inner())
             .insert(registry.to_string(), found.clone());
         Ok(found)
     }
@@ -288,11 +288,15 @@ impl Client {
         self.inner
             .challenges
             .lock()
-            .expect("poisoned")
+            .unwrap_or_else(|p| p.into_inner())
             .insert(registry.clone(), challenge);
         // A token the registry refused is of no further use.
         let key = (registry.clone(), call.scopes.join(" "));
-        self.inner.tokens.lock().expect("poisoned").remove(&key);
+        self.inner
+            .tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
         Ok(useful)
     }
 
@@ -303,7 +307,7 @@ impl Client {
             .inner
             .challenges
             .lock()
-            .expect("poisoned")
+            .unwrap_or_else(|p| p.into_inner())
             .get(registry)
             .cloned();
         match challenge {
@@ -317,7 +321,12 @@ impl Client {
             }),
             Some(Challenge::Bearer { realm, service, .. }) => {
                 let key = (registry.clone(), call.scopes.join(" "));
-                if let Some(t) = self.inner.tokens.lock().expect("poisoned").get(&key)
+                if let Some(t) = self
+                    .inner
+                    .tokens
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&key)
                     && t.valid_until > Instant::now()
                 {
                     return Ok(Some(format!("Bearer {}", t.value)));
@@ -327,7 +336,7 @@ impl Client {
                 self.inner
                     .tokens
                     .lock()
-                    .expect("poisoned")
+                    .unwrap_or_else(|p| p.into_inner())
                     .insert(key, token);
                 Ok(Some(value))
             }

@@ -33,7 +33,11 @@ impl StoreImages {
 
     /// Resolves references the store does not have in their registries (all of them when
     /// `pull` is set, as `--pull` does).
-    pub fn with_registry(mut self, options: kiln_registry::ClientOptions, pull: bool) -> Self {
+    pub fn with_registry(
+        mut self,
+        options: Result<kiln_registry::ClientOptions, String>,
+        pull: bool,
+    ) -> Self {
         self.registry = Some(RegistryPulls::new(options, pull));
         self
     }
@@ -93,22 +97,6 @@ impl StoreImages {
             .clone()
     }
 
-    /// The manifest digest `reference` names now: in the store, else (or always under
-    /// `--pull`) in its registry or the store's memory of the last lookup there.
-    pub fn current_digest(&self, reference: &str) -> Option<String> {
-        if !self.pulls_always()
-            && let Ok(stored) = imagestore::open(&self.store, reference)
-        {
-            return Some(stored.manifest_digest.to_string());
-        }
-        let registry = self.registry.as_ref()?;
-        let platform = kiln_registry::Platform::host().to_string();
-        registry
-            .resolve(&self.store, reference, &platform)
-            .ok()
-            .map(|d| d.to_string())
-    }
-
     /// Repositories the images resolved so far were pulled from: pushes mount their
     /// layers from there instead of uploading them.
     pub fn pulled_sources(&self) -> Vec<kiln_registry::Reference> {
@@ -162,6 +150,12 @@ impl ImageResolver for StoreImages {
             (Err(e), Some(registry)) if shown.is_empty() => {
                 match self.resolve_in_registry(registry, reference, platform) {
                     Ok((_, stored)) => stored,
+                    Err(pull_error) if self.pulls_always() && self.open(&key).is_ok() => {
+                        return Err(format!(
+                            "image {reference:?} could not be pulled (--pull looks every image up in its registry): \
+                             {pull_error}; kiln's store has an image of that name: build without --pull to use it"
+                        ));
+                    }
                     Err(pull_error) => {
                         return Err(format!(
                             "image {reference:?} is not in kiln's image store ({e}) and could not be pulled: {pull_error}"

@@ -15,7 +15,8 @@ use crate::engine::BlobSource;
 
 /// Registry access for one build.
 pub struct RegistryPulls {
-    options: ClientOptions,
+    /// An unreadable docker configuration fails only what needs a registry.
+    options: Result<ClientOptions, String>,
     /// Made on first use: most builds (and every short-cut answer) never talk to a registry.
     client: OnceLock<Result<Client, String>>,
     /// `--pull`: look every reference up again, once per process.
@@ -24,7 +25,7 @@ pub struct RegistryPulls {
 }
 
 impl RegistryPulls {
-    pub fn new(options: ClientOptions, always: bool) -> Self {
+    pub fn new(options: Result<ClientOptions, String>, always: bool) -> Self {
         Self {
             options,
             client: OnceLock::new(),
@@ -35,7 +36,10 @@ impl RegistryPulls {
 
     pub fn client(&self) -> Result<&Client, String> {
         self.client
-            .get_or_init(|| Client::new(self.options.clone()).map_err(|e| e.to_string()))
+            .get_or_init(|| {
+                let options = self.options.clone()?;
+                Client::new(options).map_err(|e| e.to_string())
+            })
             .as_ref()
             .map_err(Clone::clone)
     }

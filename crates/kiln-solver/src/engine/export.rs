@@ -3,6 +3,7 @@
 //! entries marked `empty_layer`, as BuildKit does), and the config lowering described.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use kiln_exporter::{
 use kiln_graph::lower::{HistoryEntry, ImageState, LoweredStage};
 use kiln_graph::{Graph, NodeId, Op};
 
-use super::lazy::{LayerSettings, LazyFs, LazyLayer, local_blob};
+use super::lazy::{BlobLocation, LayerSettings, LazyFs, LazyLayer, local_blob};
 use super::{Engine, EngineError, Output};
 
 /// Layers and config of a stage's image.
@@ -124,7 +125,15 @@ fn lazy_layer(
         return Ok(None);
     };
     if own.written_with.as_ref() == Some(&LayerSettings::of(options)) {
-        match local_blob(engine, own) {
+        // A blob from elsewhere (a cache record) matched its digest when fetched; its
+        // diff_id is the record's word, checked here before it goes into an image config.
+        let checked = local_blob(engine, own).and_then(|path| {
+            if matches!(own.location, BlobLocation::Remote(_)) {
+                check_diff_id(own, &path)?;
+            }
+            Ok(path)
+        });
+        match checked {
             Ok(path) => {
                 return Ok(Some(LayerDescriptor {
                     media_type: MediaType::from(own.media_type.as_str()),
@@ -151,6 +160,37 @@ fn lazy_layer(
         return Ok(None);
     }
     snapshot_layer(engine, &id, &dir, options).map(Some)
+}
+
+/// Fails with a `Blob` error (which costs a re-run, not the build) unless the blob at
+/// `path` uncompresses to a tar whose digest is `layer`'s diff_id.
+fn check_diff_id(layer: &LazyLayer, path: &Path) -> Result<(), EngineError> {
+    use sha2::Digest as _;
+    let blob_error = |message: String| EngineError::Blob {
+        digest: layer.digest.clone(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|e| blob_error(e.to_string()))?;
+    let mut tar = kiln_exporter::decompressed(file).map_err(|e| blob_error(e.to_string()))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let n = tar
+            .read(&mut buffer)
+            .map_err(|e| blob_error(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    let diff_id = format!("sha256:{}", hex::encode(hasher.finalize()));
+    if diff_id != layer.diff_id {
+        return Err(blob_error(format!(
+            "its content has diff_id {diff_id}, not {} as recorded",
+            layer.diff_id
+        )));
+    }
+    Ok(())
 }
 
 /// Remembers that the diff of snapshot `id` is `layer`'s blob (at `path`) for `options`,

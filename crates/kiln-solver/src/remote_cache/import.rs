@@ -204,7 +204,11 @@ impl Prefetch {
     }
 
     fn fetch(&self, key: &str) -> Fetched {
-        fetch_record(self.storage.as_ref(), &self.prefix, key).map_err(|e| e.to_string())
+        // A panic must still settle the slot, or a lookup waiting on it would never wake.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            fetch_record(self.storage.as_ref(), &self.prefix, key).map_err(|e| e.to_string())
+        }))
+        .unwrap_or_else(|_| Err(format!("fetching the record of {key} panicked")))
     }
 
     /// The record of `key` (`None` when the key is not prefetched).

@@ -198,19 +198,6 @@ impl Session {
         self.engine.take_warnings()
     }
 
-    /// Writes an image already in the store (a short-cut answer) to every output.
-    pub fn publish(
-        &self,
-        built: &kiln_exporter::BuiltImage,
-        request: &ExportRequest,
-    ) -> Result<ExportedImage, SessionError> {
-        check_outputs(request)?;
-        let _gc = self.store.lock("gc")?;
-        let exported = export::write_outputs(&self.store, built, request)?;
-        self.push_outputs(built, request)?;
-        Ok(exported)
-    }
-
     /// Pushes `built` under the names of every output that asks for it (`--push`,
     /// `type=registry`, `type=image,push=true`).
     fn push_outputs(

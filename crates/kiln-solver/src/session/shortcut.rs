@@ -140,11 +140,6 @@ pub fn publish(
 }
 
 impl Session {
-    /// [`shortcut`] on this session's store, for a build's single image.
-    pub fn shortcut(&self, fingerprint: &str) -> Result<Option<BuiltImage>, SessionError> {
-        Ok(shortcut(&self.store, fingerprint)?.and_then(|mut all| all.remove(SINGLE_IMAGE)))
-    }
-
     /// [`remember_shortcut`] on this session's store.
     pub fn remember_shortcut(
         &self,

@@ -192,14 +192,17 @@ fn referenced_blobs(
     images: &[crate::ImageRecord],
 ) -> Result<HashMap<Digest, usize>, GcError> {
     let mut counts: HashMap<Digest, usize> = HashMap::new();
-    let mut manifests: HashSet<&Digest> = HashSet::new();
-    for image in images {
+    let mut manifests: HashSet<Digest> = HashSet::new();
+    // Base images pulled from registries count as images: their blobs are what later
+    // builds use offline, until `--pull` asks the registry again.
+    let pulled = store.pulled_manifests()?;
+    for manifest in images.iter().map(|i| &i.manifest).chain(pulled.iter()) {
         // Several names of one manifest are one image.
-        if !manifests.insert(&image.manifest) {
+        if !manifests.insert(manifest.clone()) {
             continue;
         }
         let mut seen = HashSet::new();
-        let mut queue = vec![image.manifest.clone()];
+        let mut queue = vec![manifest.clone()];
         while let Some(d) = queue.pop() {
             if !seen.insert(d.clone()) {
                 continue;

@@ -192,6 +192,41 @@ fn unreferenced_blobs_go_and_image_blobs_stay() {
 }
 
 #[test]
+fn blobs_of_pulled_base_images_stay() {
+    let (_d, store) = open();
+    let layer = store.put_blob_bytes(b"base layer").unwrap();
+    let manifest_json = format!("{{\"layers\":[{{\"digest\":\"{layer}\"}}]}}");
+    let manifest = store.put_blob_bytes(manifest_json.as_bytes()).unwrap();
+    store
+        .record_pulled_image(
+            "r.example/base:1",
+            "linux/amd64",
+            &manifest,
+            "r.example/base",
+        )
+        .unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for d in [&layer, &manifest] {
+        fs::File::options()
+            .write(true)
+            .open(store.blob_path(d))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    let report = prune(
+        &store,
+        &PrunePolicy {
+            all: true,
+            ..PrunePolicy::default()
+        },
+    )
+    .unwrap();
+    assert!(report.removed.is_empty(), "{:?}", ids(&report));
+    assert!(store.has_blob(&layer) && store.has_blob(&manifest));
+}
+
+#[test]
 fn cache_mounts_need_all_or_an_explicit_age() {
     let (_d, store) = open();
     let name = "ab".repeat(32);

@@ -8,9 +8,7 @@ use kiln_graph::Graph;
 use kiln_solver::build::{BuildRequest, StoreImages, parse_build_context, plan};
 use kiln_solver::engine::cache::Miss;
 use kiln_solver::engine::{SecretSource, parse_secret_flag};
-use kiln_solver::remote_cache::{
-    CacheBackend, CacheSpec, ExportReport, RemoteCacheError, parse_cache_spec,
-};
+use kiln_solver::remote_cache::{CacheBackend, CacheSpec, ExportReport, parse_cache_spec};
 use kiln_solver::session::{
     ExportRequest, ExportedImage, OutputSpec, SINGLE_IMAGE, Session, SessionError, ShortcutInputs,
     SolveSettings, Solved, cache_policy, check_entitlements, open_cache_exports,
@@ -150,9 +148,6 @@ pub fn parse_cache_specs(values: &[String], export: bool) -> Result<Vec<CacheSpe
     let mut specs = Vec::new();
     for value in values {
         let spec = parse_cache_spec(value, export).map_err(|e| usage(e.to_string()))?;
-        if export && let Err(error) = check_cache_backend(&spec) {
-            return Err(usage(error.to_string()));
-        }
         specs.push(spec);
     }
     Ok(specs)
@@ -178,16 +173,6 @@ pub fn report_cache_warnings(
         });
     }
     Ok(())
-}
-
-/// Refuses an export backend this version does not serve, before anything runs (a local
-/// layout is only created once the build starts).
-fn check_cache_backend(spec: &CacheSpec) -> Result<(), RemoteCacheError> {
-    match spec.backend {
-        CacheBackend::Local { .. } | CacheBackend::Inline => Ok(()),
-        // Checked when opened, with the build's registry client.
-        CacheBackend::Registry { .. } => Ok(()),
-    }
 }
 
 /// Flags of `docker buildx build` kiln parses but does not act on yet.
@@ -467,7 +452,8 @@ pub fn open_session_on(
 /// The store's images, with registries reached as docker's configuration says (credentials
 /// from `~/.docker/config.json`, plain HTTP for `KILN_INSECURE_REGISTRIES` and loopback).
 pub fn registry_images(store: Arc<Store>, pull: bool) -> Result<StoreImages, Failure> {
-    let options = super::login::client_options()?;
+    // Read lazily: a broken docker config.json only fails what needs a registry.
+    let options = super::login::client_options();
     Ok(StoreImages::new(store).with_registry(options, pull))
 }
 
