@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::RemoteCacheError;
 use super::import::RemoteRecord;
-use super::record::{RecordConfig, RecordLayer};
+use super::record::{Manifest, RecordConfig, RecordLayer};
 use super::storage::BlobRef;
 use crate::engine::LayerSettings;
 
@@ -31,21 +31,6 @@ pub struct InlineRecord {
     pub created_ms: i64,
     /// Index of the step's layer in the manifest's layers; `None` when it changed nothing.
     pub layer: Option<usize>,
-}
-
-#[derive(Deserialize)]
-struct Manifest {
-    config: Descriptor,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-}
-
-#[derive(Deserialize)]
-struct Descriptor {
-    #[serde(rename = "mediaType")]
-    media_type: String,
-    digest: String,
-    size: u64,
 }
 
 #[derive(Deserialize)]

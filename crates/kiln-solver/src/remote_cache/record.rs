@@ -111,19 +111,20 @@ pub fn encode(config: &RecordConfig, layer: Option<&BlobRef>) -> EncodedRecord {
     }
 }
 
+/// The parts of an OCI manifest the remote cache reads.
 #[derive(Deserialize)]
-struct Manifest {
-    config: Descriptor,
+pub(super) struct Manifest {
+    pub config: Descriptor,
     #[serde(default)]
-    layers: Vec<Descriptor>,
+    pub layers: Vec<Descriptor>,
 }
 
 #[derive(Deserialize)]
-struct Descriptor {
+pub(super) struct Descriptor {
     #[serde(rename = "mediaType")]
-    media_type: String,
-    digest: String,
-    size: u64,
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
 }
 
 impl From<Descriptor> for BlobRef {
