@@ -121,6 +121,17 @@ fn update_config(
         path: path.to_path_buf(),
         reason,
     };
+    // Two logins at once (parallel CI jobs) must not each rewrite what the other read.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| RegistryError::io(dir, e))?;
+    let lock_path = dir.join("config.json.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| RegistryError::io(&lock_path, e))?;
+    lock.lock().map_err(|e| RegistryError::io(&lock_path, e))?;
     let mut doc = match std::fs::read(path) {
         Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => serde_json::json!({}),
         Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
@@ -150,6 +161,7 @@ fn update_config(
 fn write_private_atomically(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| RegistryError::io(dir, e))?;
+    // The config lock serialises writers of one process's threads too: pid is enough.
     let temp = dir.join(format!(".config.json.{}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
