@@ -198,47 +198,6 @@ impl Session {
         self.engine.take_warnings()
     }
 
-    /// Pushes `built` under the names of every output that asks for it (`--push`,
-    /// `type=registry`, `type=image,push=true`).
-    fn push_outputs(
-        &self,
-        built: &kiln_exporter::BuiltImage,
-        request: &ExportRequest,
-    ) -> Result<Option<PushReport>, SessionError> {
-        let mut names: Vec<String> = Vec::new();
-        for output in request.outputs.iter().filter(|o| o.push) {
-            let listed = if output.names.is_empty() {
-                &request.tags
-            } else {
-                &output.names
-            };
-            for name in listed {
-                if !names.contains(name) {
-                    names.push(name.clone());
-                }
-            }
-        }
-        if request.outputs.iter().any(|o| o.push) && names.is_empty() {
-            return Err(SessionError::Unsupported(
-                "nothing to push to: give the image a name with -t or --output type=registry,name=REF".into(),
-            ));
-        }
-        if names.is_empty() {
-            return Ok(None);
-        }
-        let client = self
-            .images
-            .registry()
-            .ok_or_else(|| {
-                SessionError::Unsupported(
-                    "pushing needs registry access, which this build has not".into(),
-                )
-            })?
-            .map_err(SessionError::Registry)?;
-        let mounts = self.images.pulled_sources();
-        push::push_image(client, &self.store, built, &names, &mounts).map(Some)
-    }
-
     /// Writes `stage`'s image to kiln's store and every requested output.
     pub fn export(
         &self,

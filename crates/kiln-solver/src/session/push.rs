@@ -9,7 +9,7 @@ use kiln_exporter::BuiltImage;
 use kiln_registry::{Client, Descriptor, PushedBlob, Reference};
 use kiln_store::Store;
 
-use super::SessionError;
+use super::{ExportRequest, Session, SessionError};
 
 /// Layers uploaded at once.
 const PARALLEL_UPLOADS: usize = 4;
@@ -67,6 +67,49 @@ pub fn push_image(
             .map_err(registry_error(name))?;
     }
     Ok(report)
+}
+
+impl Session {
+    /// Pushes `built` under the names of every output that asks for it (`--push`,
+    /// `type=registry`, `type=image,push=true`).
+    pub(super) fn push_outputs(
+        &self,
+        built: &kiln_exporter::BuiltImage,
+        request: &ExportRequest,
+    ) -> Result<Option<PushReport>, SessionError> {
+        let mut names: Vec<String> = Vec::new();
+        for output in request.outputs.iter().filter(|o| o.push) {
+            let listed = if output.names.is_empty() {
+                &request.tags
+            } else {
+                &output.names
+            };
+            for name in listed {
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        }
+        if request.outputs.iter().any(|o| o.push) && names.is_empty() {
+            return Err(SessionError::Unsupported(
+                "nothing to push to: give the image a name with -t or --output type=registry,name=REF".into(),
+            ));
+        }
+        if names.is_empty() {
+            return Ok(None);
+        }
+        let client = self
+            .images
+            .registry()
+            .ok_or_else(|| {
+                SessionError::Unsupported(
+                    "pushing needs registry access, which this build has not".into(),
+                )
+            })?
+            .map_err(SessionError::Registry)?;
+        let mounts = self.images.pulled_sources();
+        push_image(client, &self.store, built, &names, &mounts).map(Some)
+    }
 }
 
 fn push_layers(
