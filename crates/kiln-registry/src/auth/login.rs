@@ -124,14 +124,9 @@ fn update_config(
     // Two logins at once (parallel CI jobs) must not each rewrite what the other read.
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| RegistryError::io(dir, e))?;
-    let lock_path = dir.join("config.json.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| RegistryError::io(&lock_path, e))?;
-    lock.lock().map_err(|e| RegistryError::io(&lock_path, e))?;
+    // The lock is on the directory itself, so nothing is added beside docker's files.
+    let lock = std::fs::File::open(dir).map_err(|e| RegistryError::io(dir, e))?;
+    lock.lock().map_err(|e| RegistryError::io(dir, e))?;
     let mut doc = match std::fs::read(path) {
         Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => serde_json::json!({}),
         Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
@@ -214,6 +209,25 @@ mod tests {
             1,
             "no temp file left"
         );
+    }
+
+    #[test]
+    fn parallel_updates_keep_every_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::thread::scope(|scope| {
+            for i in 0..16 {
+                let path = &path;
+                scope.spawn(move || {
+                    update_config(path, |a| {
+                        a.insert(format!("r{i}.example"), serde_json::json!({"auth": "x"}));
+                    })
+                    .unwrap();
+                });
+            }
+        });
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["auths"].as_object().unwrap().len(), 16, "{v}");
     }
 
     #[test]
