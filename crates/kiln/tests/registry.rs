@@ -140,7 +140,7 @@ fn base_images_are_pulled_lazily_and_results_pushed() {
     );
     let meta = env.path("app.json");
     let tag = format!("{host}/team/app:1");
-    ok(kiln(
+    let progress = ok(kiln(
         &store,
         &config,
         &[
@@ -155,6 +155,11 @@ fn base_images_are_pulled_lazily_and_results_pushed() {
         ],
     ));
     assert!(blob_exists(&store, &base_layer));
+    // The base layer came from another repository of the same registry: mounted, not sent.
+    assert!(
+        progress.contains(&format!("pushed {tag}@")) && progress.contains("1 mounted"),
+        "{progress}"
+    );
     let pushed = inspect(&tag, None);
     assert_eq!(pushed["Digest"].as_str().unwrap(), metadata_digest(&meta));
     let layers = pushed["Layers"].as_array().unwrap();

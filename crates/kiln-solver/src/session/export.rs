@@ -31,6 +31,8 @@ pub struct ExportedImage {
     pub manifest_media_type: String,
     pub manifest_size: u64,
     pub names: Vec<String>,
+    /// Names pushed to registries, and how their blobs got there.
+    pub pushed: Option<(Vec<String>, super::PushReport)>,
 }
 
 impl ExportedImage {
@@ -42,6 +44,7 @@ impl ExportedImage {
             manifest_media_type: String::new(),
             manifest_size: 0,
             names: Vec::new(),
+            pushed: None,
         }
     }
 
@@ -99,6 +102,7 @@ pub(super) fn write_outputs(
         manifest_media_type: built.manifest_blob.descriptor.media_type().to_string(),
         manifest_size: built.manifest_blob.descriptor.size(),
         names,
+        pushed: None,
     })
 }
 

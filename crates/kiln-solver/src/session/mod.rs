@@ -263,8 +263,8 @@ impl Session {
                 source_date_epoch: request.source_date_epoch,
             },
         )?;
-        let exported = export::write_outputs(&self.store, &built, request)?;
-        self.push_outputs(&built, request)?;
+        let mut exported = export::write_outputs(&self.store, &built, request)?;
+        exported.pushed = self.push_outputs(&built, request)?;
         // The final snapshot chain of each named image is what GC keeps first.
         if let Some(top) = solved.outputs.get(&stage.fs).and_then(Output::snapshot) {
             for name in &exported.names {

@@ -76,7 +76,7 @@ impl Session {
         &self,
         built: &kiln_exporter::BuiltImage,
         request: &ExportRequest,
-    ) -> Result<Option<PushReport>, SessionError> {
+    ) -> Result<Option<(Vec<String>, PushReport)>, SessionError> {
         let mut names: Vec<String> = Vec::new();
         for output in request.outputs.iter().filter(|o| o.push) {
             let listed = if output.names.is_empty() {
@@ -108,7 +108,8 @@ impl Session {
             })?
             .map_err(SessionError::Registry)?;
         let mounts = self.images.pulled_sources();
-        push_image(client, &self.store, built, &names, &mounts).map(Some)
+        let report = push_image(client, &self.store, built, &names, &mounts)?;
+        Ok(Some((names, report)))
     }
 }
 

@@ -213,6 +213,9 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
             let request = requests(name)?;
             match session.export(&graph, stage, &outcome, &request) {
                 Ok(exported) => {
+                    if mode != ProgressMode::Quiet {
+                        super::build_exec::print_pushed(&format!("[{name}] "), &exported);
+                    }
                     made.insert(name.clone(), exported.manifest_digest.clone());
                     metadata.insert(name.clone(), exported.metadata());
                 }

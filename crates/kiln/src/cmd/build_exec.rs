@@ -290,8 +290,23 @@ fn finish(args: &BuildArgs, exported: &ExportedImage) -> Result<(), Failure> {
     }
     if args.quiet {
         println!("{}", exported.config_digest);
+    } else {
+        print_pushed("", exported);
     }
     Ok(())
+}
+
+/// One line per name pushed, with how its blobs got to the registry.
+pub fn print_pushed(prefix: &str, exported: &ExportedImage) {
+    let Some((names, report)) = &exported.pushed else {
+        return;
+    };
+    for name in names {
+        eprintln!(
+            "{prefix}pushed {name}@{} ({} blobs uploaded, {} mounted, {} already there)",
+            exported.manifest_digest, report.uploaded, report.mounted, report.existed
+        );
+    }
 }
 
 /// Plans, solves and exports; remembers the result for the whole-build short cut when
