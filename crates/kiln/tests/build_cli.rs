@@ -5,7 +5,8 @@ mod support;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 use support::{Env, Layout, contains, exists, read, run_ok, text};
@@ -22,41 +23,72 @@ fn oci_out(file: &Path) -> String {
     format!("type=oci,dest={}", file.display())
 }
 
+/// A test store and a build context `ctx` written from (path, contents) pairs, or `None`
+/// when this machine cannot run the tests.
+fn env_with_context(files: &[(&str, &str)]) -> Option<(Env, PathBuf)> {
+    let env = Env::new()?;
+    let ctx = env.context("ctx", files);
+    Some((env, ctx))
+}
+
+/// `kiln build --output OUTPUT EXTRA... CTX`, asserting success; returns the progress.
+fn build_to(env: &Env, output: &str, extra: &[&str], ctx: &Path) -> String {
+    let mut args = vec!["--output", output];
+    args.extend_from_slice(extra);
+    args.push(p(ctx));
+    env.build_ok(&args)
+}
+
 /// Builds `ctx` to an OCI archive and returns its unpacked layout.
 fn build_oci(env: &Env, ctx: &Path, name: &str, extra: &[&str]) -> Layout {
     let archive = env.path(&format!("{name}.tar"));
-    let out = oci_out(&archive);
-    let mut args = vec!["--output", out.as_str()];
-    args.extend_from_slice(extra);
-    args.push(p(ctx));
-    env.build_ok(&args);
+    build_to(env, &oci_out(&archive), extra, ctx);
     Layout::from_archive(&archive, &env.path(&format!("{name}-layout")))
+}
+
+/// `skopeo inspect ARGS` parsed.
+fn skopeo_inspect(args: &[&str]) -> Value {
+    let mut full = vec!["inspect"];
+    full.extend_from_slice(args);
+    serde_json::from_str(&run_ok("skopeo", &full)).unwrap()
+}
+
+/// `kiln ARGS` on the test store with `name=value` added to its environment; asserts
+/// success.
+fn kiln_ok_with_var(env: &Env, args: &[&str], (name, value): (&str, &str)) -> Output {
+    let out = Command::new(support::KILN)
+        .arg("--root")
+        .arg(&env.store)
+        .args(args)
+        .env(name, value)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    out
 }
 
 #[test]
 fn multi_stage_fan_in_and_target_pruning() {
-    let Some(env) = Env::new() else { return };
-    let ctx = env.context(
-        "ctx",
-        &[(
-            "Dockerfile",
-            "FROM busybox AS base\n\
-             RUN echo base > /base\n\
-             FROM base AS left\n\
-             RUN echo left > /left\n\
-             FROM base AS right\n\
-             RUN echo right > /right\n\
-             FROM busybox AS unused\n\
-             RUN echo UNUSED-STAGE-RAN > /unused\n\
-             FROM busybox AS join\n\
-             COPY --from=left /left /l\n\
-             COPY --from=right /right /r\n\
-             COPY --from=right /base /b\n\
-             RUN cat /l /r /b > /joined\n\
-             FROM join AS final\n\
-             RUN echo FINAL-STAGE-RAN > /final\n",
-        )],
-    );
+    let Some((env, ctx)) = env_with_context(&[(
+        "Dockerfile",
+        "FROM busybox AS base\n\
+         RUN echo base > /base\n\
+         FROM base AS left\n\
+         RUN echo left > /left\n\
+         FROM base AS right\n\
+         RUN echo right > /right\n\
+         FROM busybox AS unused\n\
+         RUN echo UNUSED-STAGE-RAN > /unused\n\
+         FROM busybox AS join\n\
+         COPY --from=left /left /l\n\
+         COPY --from=right /right /r\n\
+         COPY --from=right /base /b\n\
+         RUN cat /l /r /b > /joined\n\
+         FROM join AS final\n\
+         RUN echo FINAL-STAGE-RAN > /final\n",
+    )]) else {
+        return;
+    };
     let out = env.path("out");
     let progress = env.build_ok(&["--target", "join", "--output", &local_out(&out), p(&ctx)]);
     assert_eq!(read(&out, "joined"), "left\nright\nbase\n");
@@ -84,19 +116,17 @@ fn multi_stage_fan_in_and_target_pruning() {
 
 #[test]
 fn whiteouts_opaque_dirs_hard_links_and_symlinks() {
-    let Some(env) = Env::new() else { return };
-    let ctx = env.context(
-        "ctx",
-        &[(
-            "Dockerfile",
-            "FROM busybox\n\
-             RUN mkdir -p /d/sub /keep && echo old > /d/old && echo o2 > /d/sub/o2 \
-                 && echo gone > /gone && echo k > /keep/k \
-                 && echo data > /h1 && ln /h1 /h2 \
-                 && ln -s ../h1 /keep/rel && ln -s /h1 /abs && ln -s /nowhere /dangling\n\
-             RUN rm /gone /keep/k && rm -rf /d && mkdir /d && echo new > /d/new\n",
-        )],
-    );
+    let Some((env, ctx)) = env_with_context(&[(
+        "Dockerfile",
+        "FROM busybox\n\
+         RUN mkdir -p /d/sub /keep && echo old > /d/old && echo o2 > /d/sub/o2 \
+             && echo gone > /gone && echo k > /keep/k \
+             && echo data > /h1 && ln /h1 /h2 \
+             && ln -s ../h1 /keep/rel && ln -s /h1 /abs && ln -s /nowhere /dangling\n\
+         RUN rm /gone /keep/k && rm -rf /d && mkdir /d && echo new > /d/new\n",
+    )]) else {
+        return;
+    };
     let out = env.path("out");
     env.build_ok(&["--output", &local_out(&out), p(&ctx)]);
     let check = |root: &Path, what: &str| {
@@ -142,44 +172,42 @@ fn whiteouts_opaque_dirs_hard_links_and_symlinks() {
 
 #[test]
 fn copy_and_add_flags_paths_and_sources() {
-    let Some(env) = Env::new() else { return };
-    let ctx = env.context(
-        "ctx",
-        &[
-            (
-                "Dockerfile",
-                "# syntax=docker/dockerfile:1\n\
-                 FROM busybox\n\
-                 WORKDIR /w\n\
-                 COPY --chown=app:staff src/a.txt /owned\n\
-                 COPY --chmod=0755 script.sh /exec.sh\n\
-                 COPY --chmod=u+x,go-w ro.txt /sym.txt\n\
-                 COPY src /contents\n\
-                 COPY src/a.txt /newdir/\n\
-                 COPY src/a.txt /renamed\n\
-                 COPY src/a.txt rel/\n\
-                 COPY src/*.txt /glob/\n\
-                 COPY --exclude=*.log src/ /excl/\n\
-                 COPY --parents nested/*/*.conf /par/\n\
-                 COPY --link src/a.txt /linked/\n\
-                 COPY <<EOF /here.txt\n\
-                 hello heredoc\n\
-                 EOF\n\
-                 ADD pkg.tar.gz /unpacked/\n\
-                 RUN stat -c '%u:%g' /owned > /meta-owned && stat -c '%a' /exec.sh > /meta-exec \
-                     && stat -c '%a' /sym.txt > /meta-sym\n",
-            ),
-            ("src/a.txt", "a"),
-            ("src/sub/b.txt", "b"),
-            ("src/c.log", "c"),
-            ("script.sh", "#!/bin/sh\necho s\n"),
-            ("ro.txt", "r"),
-            ("nested/x/f.conf", "f"),
-            ("nested/z/g.conf", "g"),
-            ("nested/z/skip.txt", "s"),
-            ("pkg/inside/hello", "hello from tar"),
-        ],
-    );
+    let Some((env, ctx)) = env_with_context(&[
+        (
+            "Dockerfile",
+            "# syntax=docker/dockerfile:1\n\
+             FROM busybox\n\
+             WORKDIR /w\n\
+             COPY --chown=app:staff src/a.txt /owned\n\
+             COPY --chmod=0755 script.sh /exec.sh\n\
+             COPY --chmod=u+x,go-w ro.txt /sym.txt\n\
+             COPY src /contents\n\
+             COPY src/a.txt /newdir/\n\
+             COPY src/a.txt /renamed\n\
+             COPY src/a.txt rel/\n\
+             COPY src/*.txt /glob/\n\
+             COPY --exclude=*.log src/ /excl/\n\
+             COPY --parents nested/*/*.conf /par/\n\
+             COPY --link src/a.txt /linked/\n\
+             COPY <<EOF /here.txt\n\
+             hello heredoc\n\
+             EOF\n\
+             ADD pkg.tar.gz /unpacked/\n\
+             RUN stat -c '%u:%g' /owned > /meta-owned && stat -c '%a' /exec.sh > /meta-exec \
+                 && stat -c '%a' /sym.txt > /meta-sym\n",
+        ),
+        ("src/a.txt", "a"),
+        ("src/sub/b.txt", "b"),
+        ("src/c.log", "c"),
+        ("script.sh", "#!/bin/sh\necho s\n"),
+        ("ro.txt", "r"),
+        ("nested/x/f.conf", "f"),
+        ("nested/z/g.conf", "g"),
+        ("nested/z/skip.txt", "s"),
+        ("pkg/inside/hello", "hello from tar"),
+    ]) else {
+        return;
+    };
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(ctx.join("script.sh"), fs::Permissions::from_mode(0o644)).unwrap();
     fs::set_permissions(ctx.join("ro.txt"), fs::Permissions::from_mode(0o666)).unwrap();
@@ -226,20 +254,18 @@ fn copy_and_add_flags_paths_and_sources() {
 
 #[test]
 fn dockerignore_and_dockerfile_specific_ignore_precedence() {
-    let Some(env) = Env::new() else { return };
-    let ctx = env.context(
-        "ctx",
-        &[
-            ("Dockerfile", "FROM busybox\nCOPY . /ctx/\n"),
-            ("custom.Dockerfile", "FROM busybox\nCOPY . /ctx/\n"),
-            (".dockerignore", "*.secret\nsub/**/*.gen\n"),
-            ("custom.Dockerfile.dockerignore", "*.tmp\n"),
-            ("a.secret", "s"),
-            ("b.tmp", "t"),
-            ("c.txt", "c"),
-            ("sub/deep/x.gen", "g"),
-        ],
-    );
+    let Some((env, ctx)) = env_with_context(&[
+        ("Dockerfile", "FROM busybox\nCOPY . /ctx/\n"),
+        ("custom.Dockerfile", "FROM busybox\nCOPY . /ctx/\n"),
+        (".dockerignore", "*.secret\nsub/**/*.gen\n"),
+        ("custom.Dockerfile.dockerignore", "*.tmp\n"),
+        ("a.secret", "s"),
+        ("b.tmp", "t"),
+        ("c.txt", "c"),
+        ("sub/deep/x.gen", "g"),
+    ]) else {
+        return;
+    };
     let out = env.path("default");
     env.build_ok(&["--output", &local_out(&out), p(&ctx)]);
     assert!(!exists(&out, "ctx/a.secret"), ".dockerignore not applied");
@@ -264,27 +290,25 @@ fn dockerignore_and_dockerfile_specific_ignore_precedence() {
 
 #[test]
 fn arg_scoping_build_arg_overrides_and_env_precedence() {
-    let Some(env) = Env::new() else { return };
-    let ctx = env.context(
-        "ctx",
-        &[(
-            "Dockerfile",
-            "ARG VERSION=1.0\n\
-             ARG ONLY_GLOBAL=g\n\
-             ARG BASE=busybox\n\
-             FROM ${BASE} AS first\n\
-             ARG VERSION\n\
-             ARG STAGE_ARG=default\n\
-             ENV FROM_ENV=env-value\n\
-             ARG FROM_ENV=arg-value\n\
-             ARG DERIVED=x\n\
-             ENV COMBINED=pre-${DERIVED}\n\
-             RUN echo \"v=$VERSION g=${ONLY_GLOBAL:-unset} s=$STAGE_ARG e=$FROM_ENV c=$COMBINED\" > /args\n\
-             FROM ${BASE}\n\
-             COPY --from=first /args /args\n\
-             RUN echo \"second v=${VERSION:-unset} s=${STAGE_ARG:-unset}\" > /args2\n",
-        )],
-    );
+    let Some((env, ctx)) = env_with_context(&[(
+        "Dockerfile",
+        "ARG VERSION=1.0\n\
+         ARG ONLY_GLOBAL=g\n\
+         ARG BASE=busybox\n\
+         FROM ${BASE} AS first\n\
+         ARG VERSION\n\
+         ARG STAGE_ARG=default\n\
+         ENV FROM_ENV=env-value\n\
+         ARG FROM_ENV=arg-value\n\
+         ARG DERIVED=x\n\
+         ENV COMBINED=pre-${DERIVED}\n\
+         RUN echo \"v=$VERSION g=${ONLY_GLOBAL:-unset} s=$STAGE_ARG e=$FROM_ENV c=$COMBINED\" > /args\n\
+         FROM ${BASE}\n\
+         COPY --from=first /args /args\n\
+         RUN echo \"second v=${VERSION:-unset} s=${STAGE_ARG:-unset}\" > /args2\n",
+    )]) else {
+        return;
+    };
     let out = env.path("defaults");
     env.build_ok(&["--output", &local_out(&out), p(&ctx)]);
     assert_eq!(
@@ -415,15 +439,15 @@ fn run_mounts_cache_bind_tmpfs_and_secrets() {
             (
                 "Dockerfile",
                 "FROM busybox AS src\n\
-                 RUN echo fromstage > /payload\n\
-                 FROM busybox\n\
-                 RUN --mount=type=bind,from=src,source=/payload,target=/mnt/p cat /mnt/p > /bound\n\
-                 RUN --mount=type=bind,from=src,target=/mnt/s sh -c 'if touch /mnt/s/w 2>/dev/null; then echo writable; else echo readonly; fi' > /rw\n\
-                 RUN --mount=type=bind,source=ctxfile.txt,target=/c.txt cat /c.txt > /fromctx\n\
-                 RUN --mount=type=tmpfs,target=/scratch sh -c 'echo t > /scratch/t && grep \" /scratch \" /proc/mounts | grep -q tmpfs && echo tmpfs' > /tmpfs\n\
-                 RUN --mount=type=secret,id=tok rev /run/secrets/tok > /secret-rev\n\
-                 RUN --mount=type=secret,id=envtok,env=SECRET_VAR sh -c 'printf %s \"$SECRET_VAR\" | rev' > /envsecret-rev\n\
-                 RUN --mount=type=secret,id=envtok,target=/etc/envtok rev /etc/envtok > /envsecret-file-rev\n",
+             RUN echo fromstage > /payload\n\
+             FROM busybox\n\
+             RUN --mount=type=bind,from=src,source=/payload,target=/mnt/p cat /mnt/p > /bound\n\
+             RUN --mount=type=bind,from=src,target=/mnt/s sh -c 'if touch /mnt/s/w 2>/dev/null; then echo writable; else echo readonly; fi' > /rw\n\
+             RUN --mount=type=bind,source=ctxfile.txt,target=/c.txt cat /c.txt > /fromctx\n\
+             RUN --mount=type=tmpfs,target=/scratch sh -c 'echo t > /scratch/t && grep \" /scratch \" /proc/mounts | grep -q tmpfs && echo tmpfs' > /tmpfs\n\
+             RUN --mount=type=secret,id=tok rev /run/secrets/tok > /secret-rev\n\
+             RUN --mount=type=secret,id=envtok,env=SECRET_VAR sh -c 'printf %s \"$SECRET_VAR\" | rev' > /envsecret-rev\n\
+             RUN --mount=type=secret,id=envtok,target=/etc/envtok rev /etc/envtok > /envsecret-file-rev\n",
             ),
             ("ctxfile.txt", "from context\n"),
         ],
@@ -439,14 +463,7 @@ fn run_mounts_cache_bind_tmpfs_and_secrets() {
         full.extend_from_slice(&["--secret", "id=envtok,env=KILN_TEST_SECRET"]);
         full.extend_from_slice(extra);
         full.push(p(&ctx));
-        let output = std::process::Command::new(support::KILN)
-            .arg("--root")
-            .arg(&env.store)
-            .args(&full)
-            .env("KILN_TEST_SECRET", ENV_SECRET)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{}", text(&output.stderr));
+        let output = kiln_ok_with_var(&env, &full, ("KILN_TEST_SECRET", ENV_SECRET));
         format!("{}{}", text(&output.stdout), text(&output.stderr))
     };
     let mut progress = run(&["--output", &local_out(&out)]);
@@ -502,33 +519,31 @@ fn strings(v: &Value) -> Vec<&str> {
 
 #[test]
 fn image_config_from_instructions_and_flags() {
-    let Some(env) = Env::new() else { return };
-    let ctx = env.context(
-        "ctx",
-        &[(
-            "Dockerfile",
-            "FROM busybox AS withcmd\n\
-             CMD [\"base-cmd\"]\n\
-             FROM withcmd AS entry\n\
-             ENTRYPOINT [\"/bin/echo\", \"hi\"]\n\
-             FROM withcmd AS entrycmd\n\
-             ENTRYPOINT echo from-shell\n\
-             CMD [\"a\", \"b\"]\n\
-             FROM busybox AS full\n\
-             ENV A=1 B=\"two words\"\n\
-             LABEL org.test.a=x \"org.test.b\"=\"y z\"\n\
-             EXPOSE 8080 53/udp\n\
-             VOLUME [\"/data\"]\n\
-             RUN echo one > /one\n\
-             WORKDIR /srv\n\
-             RUN echo two > two\n\
-             SHELL [\"/bin/sh\", \"-ec\"]\n\
-             USER app:staff\n\
-             STOPSIGNAL SIGQUIT\n\
-             HEALTHCHECK --interval=5s --timeout=2s --retries=3 CMD [\"true\"]\n\
-             CMD echo shell form\n",
-        )],
-    );
+    let Some((env, ctx)) = env_with_context(&[(
+        "Dockerfile",
+        "FROM busybox AS withcmd\n\
+         CMD [\"base-cmd\"]\n\
+         FROM withcmd AS entry\n\
+         ENTRYPOINT [\"/bin/echo\", \"hi\"]\n\
+         FROM withcmd AS entrycmd\n\
+         ENTRYPOINT echo from-shell\n\
+         CMD [\"a\", \"b\"]\n\
+         FROM busybox AS full\n\
+         ENV A=1 B=\"two words\"\n\
+         LABEL org.test.a=x \"org.test.b\"=\"y z\"\n\
+         EXPOSE 8080 53/udp\n\
+         VOLUME [\"/data\"]\n\
+         RUN echo one > /one\n\
+         WORKDIR /srv\n\
+         RUN echo two > two\n\
+         SHELL [\"/bin/sh\", \"-ec\"]\n\
+         USER app:staff\n\
+         STOPSIGNAL SIGQUIT\n\
+         HEALTHCHECK --interval=5s --timeout=2s --retries=3 CMD [\"true\"]\n\
+         CMD echo shell form\n",
+    )]) else {
+        return;
+    };
     let layout = build_oci(&env, &ctx, "full", &["--label", "cli.label=from-flag"]);
     let manifest = layout.manifest();
     let config = layout.config();
@@ -591,16 +606,14 @@ fn image_config_from_instructions_and_flags() {
 
 #[test]
 fn failing_run_and_bad_dockerfile_are_reported() {
-    let Some(env) = Env::new() else { return };
-    let ctx = env.context(
-        "ctx",
-        &[(
-            "Dockerfile",
-            "FROM busybox\n\
-             RUN echo first\n\
-             RUN echo line-one && echo line-two && echo to-stderr >&2 && exit 7\n",
-        )],
-    );
+    let Some((env, ctx)) = env_with_context(&[(
+        "Dockerfile",
+        "FROM busybox\n\
+         RUN echo first\n\
+         RUN echo line-one && echo line-two && echo to-stderr >&2 && exit 7\n",
+    )]) else {
+        return;
+    };
     let out = env.build(&["--output", &local_out(&env.path("out")), p(&ctx)]);
     assert!(!out.status.success());
     assert_ne!(out.status.code(), Some(0));
@@ -648,41 +661,26 @@ fn failing_run_and_bad_dockerfile_are_reported() {
 
 #[test]
 fn outputs_are_read_by_skopeo_and_umoci() {
-    let Some(env) = Env::new() else { return };
-    let ctx = env.context(
-        "ctx",
-        &[
-            (
-                "Dockerfile",
-                "FROM busybox\nCOPY hello.txt /hello.txt\nRUN echo built > /built\nCMD [\"cat\", \"/hello.txt\"]\n",
-            ),
-            ("hello.txt", "hello\n"),
-        ],
-    );
+    let Some((env, ctx)) = env_with_context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nCOPY hello.txt /hello.txt\nRUN echo built > /built\nCMD [\"cat\", \"/hello.txt\"]\n",
+        ),
+        ("hello.txt", "hello\n"),
+    ]) else {
+        return;
+    };
     let epoch = ["--build-arg", "SOURCE_DATE_EPOCH=1700000000"];
     // OCI archive, with iidfile and metadata file.
     let archive = env.path("img.tar");
     let iid = env.path("iid");
     let meta = env.path("meta.json");
-    let oci = oci_out(&archive);
-    let mut args = vec!["--output", oci.as_str()];
-    args.extend_from_slice(&epoch);
-    args.extend_from_slice(&[
-        "--iidfile",
-        p(&iid),
-        "--metadata-file",
-        p(&meta),
-        "-t",
-        "built:v1",
-        p(&ctx),
-    ]);
-    env.build_ok(&args);
+    let mut args = epoch.to_vec();
+    args.extend_from_slice(&["--iidfile", p(&iid), "--metadata-file", p(&meta)]);
+    args.extend_from_slice(&["-t", "built:v1"]);
+    build_to(&env, &oci_out(&archive), &args, &ctx);
     let layout = Layout::from_archive(&archive, &env.path("layout"));
-    let inspect: Value = serde_json::from_str(&run_ok(
-        "skopeo",
-        &["inspect", &format!("oci-archive:{}", archive.display())],
-    ))
-    .unwrap();
+    let inspect = skopeo_inspect(&[&format!("oci-archive:{}", archive.display())]);
     assert_eq!(inspect["Layers"].as_array().unwrap().len(), 3);
     let iid_text = fs::read_to_string(&iid).unwrap();
     assert_eq!(
@@ -722,15 +720,8 @@ fn outputs_are_read_by_skopeo_and_umoci() {
     // OCI layout directory.
     let dir = env.path("ocidir");
     let out = format!("type=oci,dest={},tar=false", dir.display());
-    let mut a = vec!["--output", out.as_str()];
-    a.extend_from_slice(&epoch);
-    a.push(p(&ctx));
-    env.build_ok(&a);
-    let inspect: Value = serde_json::from_str(&run_ok(
-        "skopeo",
-        &["inspect", &format!("oci:{}", dir.display())],
-    ))
-    .unwrap();
+    build_to(&env, &out, &epoch, &ctx);
+    let inspect = skopeo_inspect(&[&format!("oci:{}", dir.display())]);
     assert_eq!(inspect["Layers"].as_array().unwrap().len(), 3);
     assert_eq!(
         Layout { dir: dir.clone() }.config_digest(),
@@ -741,15 +732,10 @@ fn outputs_are_read_by_skopeo_and_umoci() {
     // Docker archive.
     let docker = env.path("docker.tar");
     let out = format!("type=docker,dest={}", docker.display());
-    let mut a = vec!["--output", out.as_str(), "-t", "dock:1"];
-    a.extend_from_slice(&epoch);
-    a.push(p(&ctx));
-    env.build_ok(&a);
-    let inspect: Value = serde_json::from_str(&run_ok(
-        "skopeo",
-        &["inspect", &format!("docker-archive:{}", docker.display())],
-    ))
-    .unwrap();
+    let mut args = vec!["-t", "dock:1"];
+    args.extend_from_slice(&epoch);
+    build_to(&env, &out, &args, &ctx);
+    let inspect = skopeo_inspect(&[&format!("docker-archive:{}", docker.display())]);
     assert_eq!(inspect["Layers"].as_array().unwrap().len(), 3);
     assert!(
         strings(&inspect["Env"])
@@ -790,15 +776,7 @@ fn outputs_are_read_by_skopeo_and_umoci() {
     let saved = env.path("saved.tar");
     let out = env.kiln(&["save", "-o", p(&saved), "built:v1"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let inspect: Value = serde_json::from_str(&run_ok(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            &format!("docker-archive:{}", saved.display()),
-        ],
-    ))
-    .unwrap();
+    let inspect = skopeo_inspect(&["--raw", &format!("docker-archive:{}", saved.display())]);
     assert_eq!(inspect["config"]["digest"].as_str(), Some(iid_text.trim()));
 
     // zstd compression.
@@ -825,18 +803,16 @@ fn outputs_are_read_by_skopeo_and_umoci() {
 
 #[test]
 fn source_date_epoch_gives_identical_digests_across_stores_and_mtimes() {
-    let Some(env) = Env::new() else { return };
-    let ctx = env.context(
-        "ctx",
-        &[
-            (
-                "Dockerfile",
-                "FROM busybox\nCOPY . /app/\nRUN echo made > /app/made && mkdir -p /var/x\nLABEL v=1\n",
-            ),
-            ("a.txt", "a\n"),
-            ("dir/b.txt", "b\n"),
-        ],
-    );
+    let Some((env, ctx)) = env_with_context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nCOPY . /app/\nRUN echo made > /app/made && mkdir -p /var/x\nLABEL v=1\n",
+        ),
+        ("a.txt", "a\n"),
+        ("dir/b.txt", "b\n"),
+    ]) else {
+        return;
+    };
     let digest = |store: &Path, name: &str| -> String {
         let archive = env.path(&format!("{name}.tar"));
         let out = support::kiln_at(
@@ -873,14 +849,12 @@ fn source_date_epoch_gives_identical_digests_across_stores_and_mtimes() {
 
 #[test]
 fn default_path_is_visible_to_expansion() {
-    let Some(env) = Env::new() else { return };
-    let ctx = env.context(
-        "ctx",
-        &[(
-            "Dockerfile",
-            "FROM busybox\nENV PATH=$PATH:/opt/bin\nRUN echo \"$PATH\" > /path\n",
-        )],
-    );
+    let Some((env, ctx)) = env_with_context(&[(
+        "Dockerfile",
+        "FROM busybox\nENV PATH=$PATH:/opt/bin\nRUN echo \"$PATH\" > /path\n",
+    )]) else {
+        return;
+    };
     let layout = build_oci(&env, &ctx, "img", &[]);
     let config = layout.config();
     let envs = strings(&config["config"]["Env"]);
@@ -893,14 +867,12 @@ fn default_path_is_visible_to_expansion() {
 
 #[test]
 fn run_layer_holds_only_what_the_run_changed() {
-    let Some(env) = Env::new() else { return };
-    let ctx = env.context(
-        "ctx",
-        &[(
-            "Dockerfile",
-            "FROM busybox\nRUN echo x > /only\nRUN mkdir -p /opt/d && echo y > /opt/d/f\n",
-        )],
-    );
+    let Some((env, ctx)) = env_with_context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN echo x > /only\nRUN mkdir -p /opt/d && echo y > /opt/d/f\n",
+    )]) else {
+        return;
+    };
     let layout = build_oci(&env, &ctx, "img", &[]);
     let manifest = layout.manifest();
     let layers = manifest["layers"].as_array().unwrap();
@@ -930,13 +902,13 @@ fn build_arg_from_env_cache_hits_no_cache_tags_and_named_contexts() {
             (
                 "Dockerfile",
                 "FROM busybox AS Base\n\
-                 ARG FROMENV\n\
-                 RUN echo \"fromenv=$FROMENV\" > /fe\n\
-                 COPY --from=extra from-extra.txt /e.txt\n\
-                 COPY --from=img /bin/busybox /copied-busybox\n\
-                 FROM scratch AS bare\n\
-                 COPY --from=base /fe /fe\n\
-                 COPY c.txt /\n",
+             ARG FROMENV\n\
+             RUN echo \"fromenv=$FROMENV\" > /fe\n\
+             COPY --from=extra from-extra.txt /e.txt\n\
+             COPY --from=img /bin/busybox /copied-busybox\n\
+             FROM scratch AS bare\n\
+             COPY --from=base /fe /fe\n\
+             COPY c.txt /\n",
             ),
             ("c.txt", "c\n"),
         ],
@@ -954,15 +926,7 @@ fn build_arg_from_env_cache_hits_no_cache_tags_and_named_contexts() {
         args.extend_from_slice(&["--build-context", "img=docker-image://busybox:latest"]);
         args.extend_from_slice(extra_args);
         args.push(p(&ctx));
-        let out = std::process::Command::new(support::KILN)
-            .arg("--root")
-            .arg(&env.store)
-            .args(&args)
-            .env("FROMENV", "hello-env")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        text(&out.stderr)
+        text(&kiln_ok_with_var(&env, &args, ("FROMENV", "hello-env")).stderr)
     };
     let out = env.path("out");
     let first = build(&["--output", &local_out(&out)]);
@@ -1019,30 +983,28 @@ fn build_arg_from_env_cache_hits_no_cache_tags_and_named_contexts() {
 
 #[test]
 fn inherited_config_ownership_cache_options_and_network_none() {
-    let Some(env) = Env::new() else { return };
-    let ctx = env.context(
-        "ctx",
-        &[
-            (
-                "Dockerfile",
-                "FROM busybox AS base\n\
-                 LABEL keep=base over=base\n\
-                 CMD [\"base-cmd\"]\n\
-                 STOPSIGNAL SIGUSR1\n\
-                 ARG PORT=9000\n\
-                 EXPOSE ${PORT}\n\
-                 ENV LEGACY value with spaces\n\
-                 FROM base\n\
-                 LABEL over=child\n\
-                 COPY --chown=app c.txt /c-app\n\
-                 COPY --chown=1000:50 c.txt /c-num\n\
-                 RUN --mount=type=cache,target=/cc,uid=1000,gid=50,mode=0700 stat -c '%u:%g %a' /cc > /cc-meta\n\
-                 RUN --network=none ls /sys/class/net > /nets\n\
-                 RUN stat -c '%u:%g' /c-app /c-num > /own\n",
-            ),
-            ("c.txt", "c\n"),
-        ],
-    );
+    let Some((env, ctx)) = env_with_context(&[
+        (
+            "Dockerfile",
+            "FROM busybox AS base\n\
+             LABEL keep=base over=base\n\
+             CMD [\"base-cmd\"]\n\
+             STOPSIGNAL SIGUSR1\n\
+             ARG PORT=9000\n\
+             EXPOSE ${PORT}\n\
+             ENV LEGACY value with spaces\n\
+             FROM base\n\
+             LABEL over=child\n\
+             COPY --chown=app c.txt /c-app\n\
+             COPY --chown=1000:50 c.txt /c-num\n\
+             RUN --mount=type=cache,target=/cc,uid=1000,gid=50,mode=0700 stat -c '%u:%g %a' /cc > /cc-meta\n\
+             RUN --network=none ls /sys/class/net > /nets\n\
+             RUN stat -c '%u:%g' /c-app /c-num > /own\n",
+        ),
+        ("c.txt", "c\n"),
+    ]) else {
+        return;
+    };
     let layout = build_oci(&env, &ctx, "img", &["--label", "over=flag"]);
     let config = layout.config();
     let c = &config["config"];
@@ -1076,26 +1038,24 @@ fn inherited_config_ownership_cache_options_and_network_none() {
 
 #[test]
 fn special_modes_long_names_and_symlink_sources_survive_layers() {
-    let Some(env) = Env::new() else { return };
-    let ctx = env.context(
-        "ctx",
-        &[
-            (
-                "Dockerfile",
-                "FROM busybox AS s\n\
-                 RUN echo f1 > /f1 && ln -s /f1 /link && mkdir /empty \
-                     && echo s > /suid && chmod 4755 /suid && mkdir /sticky && chmod 1777 /sticky\n\
-                 RUN mkdir -p /long/LONGA/LONGB && echo deep > /long/LONGA/LONGB/LONGC.txt \
-                     && echo u > /ünïcødé\n\
-                 FROM s\n\
-                 COPY --from=s /link /copied\n\
-                 COPY dir /dir/\n\
-                 COPY c.txt /c.txt\n\
-                 RUN rm /f1 && echo again > /f1\n",
-            ),
-            ("c.txt", "c\n"),
-        ],
-    );
+    let Some((env, ctx)) = env_with_context(&[
+        (
+            "Dockerfile",
+            "FROM busybox AS s\n\
+             RUN echo f1 > /f1 && ln -s /f1 /link && mkdir /empty \
+                 && echo s > /suid && chmod 4755 /suid && mkdir /sticky && chmod 1777 /sticky\n\
+             RUN mkdir -p /long/LONGA/LONGB && echo deep > /long/LONGA/LONGB/LONGC.txt \
+                 && echo u > /ünïcødé\n\
+             FROM s\n\
+             COPY --from=s /link /copied\n\
+             COPY dir /dir/\n\
+             COPY c.txt /c.txt\n\
+             RUN rm /f1 && echo again > /f1\n",
+        ),
+        ("c.txt", "c\n"),
+    ]) else {
+        return;
+    };
     let text_df = fs::read_to_string(ctx.join("Dockerfile"))
         .unwrap()
         .replace("LONGA", &"a".repeat(60))
@@ -1167,24 +1127,22 @@ fn step_cached(progress: &str, what: &str) -> bool {
 
 #[test]
 fn cache_follows_context_content_modes_dockerignore_and_build_args() {
-    let Some(env) = Env::new() else { return };
-    let ctx = env.context(
-        "ctx",
-        &[
-            (
-                "Dockerfile",
-                "FROM busybox AS one\n\
-                 COPY . /c/\n\
-                 RUN stat -c %a /c/f > /mode && cat /c/f > /content\n\
-                 FROM one\n\
-                 ARG LATE\n\
-                 RUN echo \"$LATE\" > /late\n",
-            ),
-            ("f", "v1\n"),
-            ("ignored", "ig\n"),
-            (".dockerignore", "ignored\n"),
-        ],
-    );
+    let Some((env, ctx)) = env_with_context(&[
+        (
+            "Dockerfile",
+            "FROM busybox AS one\n\
+             COPY . /c/\n\
+             RUN stat -c %a /c/f > /mode && cat /c/f > /content\n\
+             FROM one\n\
+             ARG LATE\n\
+             RUN echo \"$LATE\" > /late\n",
+        ),
+        ("f", "v1\n"),
+        ("ignored", "ig\n"),
+        (".dockerignore", "ignored\n"),
+    ]) else {
+        return;
+    };
     let out = env.path("out");
     let build = |late: &str| {
         env.build_ok(&[
@@ -1255,12 +1213,14 @@ fn cache_follows_context_content_modes_dockerignore_and_build_args() {
 #[test]
 
 fn tar_and_oci_outputs_to_stdout_with_dest_dash() {
-    let Some(env) = Env::new() else { return };
-    let ctx = env.context("ctx", &[("Dockerfile", "FROM busybox\nRUN echo x > /x\n")]);
+    let Some((env, ctx)) = env_with_context(&[("Dockerfile", "FROM busybox\nRUN echo x > /x\n")])
+    else {
+        return;
+    };
     let cwd = env.path("cwd");
     fs::create_dir_all(&cwd).unwrap();
     for (kind, member) in [("tar", "x"), ("oci", "index.json")] {
-        let out = std::process::Command::new(support::KILN)
+        let out = Command::new(support::KILN)
             .current_dir(&cwd)
             .arg("--root")
             .arg(&env.store)
@@ -1293,8 +1253,8 @@ fn max_parallelism_bounds_concurrent_runs() {
     let step = |name: &str| {
         format!(
             "FROM busybox AS {name}\n\
-             RUN --mount=type=cache,target=/m,id=par,sharing=shared \
-                 sh -c 'touch /m/{name}; sleep 2; ls /m > /seen-{name}; rm /m/{name}'\n"
+         RUN --mount=type=cache,target=/m,id=par,sharing=shared \
+             sh -c 'touch /m/{name}; sleep 2; ls /m > /seen-{name}; rm /m/{name}'\n"
         )
     };
     let dockerfile = format!(
@@ -1324,15 +1284,15 @@ fn max_parallelism_bounds_concurrent_runs() {
 }
 
 /// An image `onb` whose triggers COPY from, and take an ARG of, the child's build.
-fn onbuild_parent_and_child(env: &Env) -> std::path::PathBuf {
+fn onbuild_parent_and_child(env: &Env) -> PathBuf {
     let parent = env.context(
         "onb",
         &[(
             "Dockerfile",
             "FROM busybox\n\
-             ONBUILD ARG GREETING=hi\n\
-             ONBUILD COPY app.txt /app/\n\
-             ONBUILD RUN echo \"$GREETING\" > /app/greet\n",
+         ONBUILD ARG GREETING=hi\n\
+         ONBUILD COPY app.txt /app/\n\
+         ONBUILD RUN echo \"$GREETING\" > /app/greet\n",
         )],
     );
     env.build_ok(&["-t", "onb", p(&parent)]);
@@ -1342,9 +1302,9 @@ fn onbuild_parent_and_child(env: &Env) -> std::path::PathBuf {
             (
                 "Dockerfile",
                 "FROM onb AS first\n\
-                 RUN cat /app/app.txt /app/greet > /seen\n\
-                 FROM first\n\
-                 RUN ls /app > /again\n",
+             RUN cat /app/app.txt /app/greet > /seen\n\
+             FROM first\n\
+             RUN ls /app > /again\n",
             ),
             ("app.txt", "child\n"),
         ],
@@ -1403,7 +1363,7 @@ fn step_numbers_never_exceed_the_step_count() {
 }
 
 /// An OCI layout directory holding an image with `/layered`, and a context using it.
-fn oci_layout_context(env: &Env) -> (std::path::PathBuf, std::path::PathBuf) {
+fn oci_layout_context(env: &Env) -> (PathBuf, PathBuf) {
     let src = env.context(
         "layout-src",
         &[("Dockerfile", "FROM busybox\nRUN echo layered > /layered\n")],
@@ -1416,10 +1376,10 @@ fn oci_layout_context(env: &Env) -> (std::path::PathBuf, std::path::PathBuf) {
         &[(
             "Dockerfile",
             "FROM lay AS x\n\
-             RUN cat /layered > /via-layout\n\
-             FROM busybox\n\
-             COPY --from=lay /layered /copied\n\
-             COPY --from=x /via-layout /via-layout\n",
+         RUN cat /layered > /via-layout\n\
+         FROM busybox\n\
+         COPY --from=lay /layered /copied\n\
+         COPY --from=x /via-layout /via-layout\n",
         )],
     );
     (layout, ctx)
@@ -1460,23 +1420,21 @@ fn oci_layout_build_context_leaves_no_temporary_files() {
 
 #[test]
 fn context_special_files_rw_bind_and_workdir_owner() {
-    let Some(env) = Env::new() else { return };
-    let ctx = env.context(
-        "ctx",
-        &[
-            (
-                "Dockerfile",
-                "FROM busybox\n\
-                 COPY . /c/\n\
-                 RUN --mount=type=bind,source=.,target=/b,rw=true \
-                     sh -c 'echo w > /b/written && cat /b/written' > /rw\n\
-                 USER app\n\
-                 WORKDIR /appdir\n\
-                 RUN stat -c %U /appdir > /tmp/wdowner\n",
-            ),
-            ("a", "a\n"),
-        ],
-    );
+    let Some((env, ctx)) = env_with_context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\n\
+             COPY . /c/\n\
+             RUN --mount=type=bind,source=.,target=/b,rw=true \
+                 sh -c 'echo w > /b/written && cat /b/written' > /rw\n\
+             USER app\n\
+             WORKDIR /appdir\n\
+             RUN stat -c %U /appdir > /tmp/wdowner\n",
+        ),
+        ("a", "a\n"),
+    ]) else {
+        return;
+    };
     let fifo = std::ffi::CString::new(p(&ctx.join("fifo"))).unwrap();
     // SAFETY: mkfifo(3) with a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
@@ -1509,8 +1467,10 @@ fn context_special_files_rw_bind_and_workdir_owner() {
 
 #[test]
 fn docker_archives_refuse_zstd_layers() {
-    let Some(env) = Env::new() else { return };
-    let ctx = env.context("ctx", &[("Dockerfile", "FROM busybox\nRUN echo x > /x\n")]);
+    let Some((env, ctx)) = env_with_context(&[("Dockerfile", "FROM busybox\nRUN echo x > /x\n")])
+    else {
+        return;
+    };
     let dest = env.path("z.tar");
     let output = format!("type=docker,dest={},compression=zstd", dest.display());
     let out = env.build(&["--output", &output, p(&ctx)]);

@@ -4,23 +4,13 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use kiln_registry::testutil::TestRegistry;
-use support::{Env, KILN, text};
+use support::{Env, have_commands, kiln_with_config, run_ok, seed_busybox, text};
 
-/// kiln with its own store and docker config directory (credentials), nothing inherited.
-fn kiln(store: &Path, config: &Path, args: &[&str]) -> Output {
-    Command::new(KILN)
-        .arg("--root")
-        .arg(store)
-        .args(args)
-        .env("DOCKER_CONFIG", config)
-        .env_remove("KILN_ROOT")
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .unwrap()
-}
+/// What these tests need beyond [`Env`]: the registry, its password tool and skopeo.
+const TOOLS: &[&str] = &["skopeo", "htpasswd", "/usr/bin/docker-registry"];
 
 fn ok(out: Output) -> String {
     assert!(
@@ -32,43 +22,6 @@ fn ok(out: Output) -> String {
     format!("{}{}", text(&out.stdout), text(&out.stderr))
 }
 
-fn skopeo(args: &[&str]) -> String {
-    let out = Command::new("skopeo").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo {args:?}: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-fn have_tools() -> bool {
-    ["skopeo", "htpasswd", "/usr/bin/docker-registry"]
-        .iter()
-        .all(|t| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {t}")])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-}
-
-/// Pushes the busybox base to `dest` (`HOST/busybox:latest`) with skopeo.
-fn seed_busybox(env: &Env, dest: &str, creds: Option<&str>) {
-    let archive = env.path("busybox-docker.tar");
-    if !archive.exists() {
-        ok(env.kiln(&["save", "-o", archive.to_str().unwrap(), "busybox:latest"]));
-    }
-    let source = format!("docker-archive:{}", archive.display());
-    let target = format!("docker://{dest}");
-    let mut args = vec!["copy", "-q", "--dest-tls-verify=false"];
-    if let Some(c) = creds {
-        args.extend(["--dest-creds", c]);
-    }
-    args.extend([source.as_str(), target.as_str()]);
-    skopeo(&args);
-}
-
 fn inspect(reference: &str, creds: Option<&str>) -> serde_json::Value {
     let target = format!("docker://{reference}");
     let mut args = vec!["inspect", "--tls-verify=false"];
@@ -76,12 +29,11 @@ fn inspect(reference: &str, creds: Option<&str>) -> serde_json::Value {
         args.extend(["--creds", c]);
     }
     args.push(&target);
-    serde_json::from_str(&skopeo(&args)).unwrap()
+    serde_json::from_str(&run_ok("skopeo", &args)).unwrap()
 }
 
 fn metadata_digest(path: &Path) -> String {
-    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    meta["containerimage.digest"].as_str().unwrap().to_string()
+    support::metadata_digest(path).expect("the metadata file names the image digest")
 }
 
 fn blob_exists(store: &Path, digest: &str) -> bool {
@@ -94,7 +46,7 @@ fn blob_exists(store: &Path, digest: &str) -> bool {
 #[test]
 fn base_images_are_pulled_lazily_and_results_pushed() {
     let Some(env) = Env::new() else { return };
-    if !have_tools() {
+    if !have_commands(TOOLS) {
         return;
     }
     let registry = TestRegistry::start();
@@ -114,7 +66,7 @@ fn base_images_are_pulled_lazily_and_results_pushed() {
             &format!("FROM {host}/busybox:latest\nENV STAGE=lazy\n"),
         )],
     );
-    ok(kiln(
+    ok(kiln_with_config(
         &store,
         &config,
         &[
@@ -140,7 +92,7 @@ fn base_images_are_pulled_lazily_and_results_pushed() {
     );
     let meta = env.path("app.json");
     let tag = format!("{host}/team/app:1");
-    let progress = ok(kiln(
+    let progress = ok(kiln_with_config(
         &store,
         &config,
         &[
@@ -168,13 +120,16 @@ fn base_images_are_pulled_lazily_and_results_pushed() {
 
     // What kiln pushed, a third client copies and another kiln store builds on.
     let layout = env.path("copied-layout");
-    skopeo(&[
-        "copy",
-        "-q",
-        "--src-tls-verify=false",
-        &format!("docker://{tag}"),
-        &format!("oci:{}:copied", layout.display()),
-    ]);
+    run_ok(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            &format!("docker://{tag}"),
+            &format!("oci:{}:copied", layout.display()),
+        ],
+    );
     let other = env.path("other");
     let ctx = env.context(
         "child",
@@ -184,7 +139,7 @@ fn base_images_are_pulled_lazily_and_results_pushed() {
         )],
     );
     let out_dir = env.path("child-out");
-    ok(kiln(
+    ok(kiln_with_config(
         &other,
         &config,
         &[
@@ -204,7 +159,7 @@ fn base_images_are_pulled_lazily_and_results_pushed() {
 #[test]
 fn pull_flag_looks_the_tag_up_again() {
     let Some(env) = Env::new() else { return };
-    if !have_tools() {
+    if !have_commands(TOOLS) {
         return;
     }
     let registry = TestRegistry::start();
@@ -228,7 +183,7 @@ fn pull_flag_looks_the_tag_up_again() {
         let mut full = vec!["build", "--progress=plain", "--output", &output];
         full.extend_from_slice(args);
         full.push(ctx.to_str().unwrap());
-        let progress = ok(kiln(&store, &config, &full));
+        let progress = ok(kiln_with_config(&store, &config, &full));
         let answered = progress.contains("nothing changed since the last build");
         (
             std::fs::read_to_string(dest.join("seen")).unwrap(),
@@ -244,7 +199,7 @@ fn pull_flag_looks_the_tag_up_again() {
         "mover",
         &[("Dockerfile", &format!("FROM {base}\nRUN touch /marker\n"))],
     );
-    ok(kiln(
+    ok(kiln_with_config(
         &env.path("mover-store"),
         &config,
         &[
@@ -266,7 +221,7 @@ fn pull_flag_looks_the_tag_up_again() {
 #[test]
 fn pushing_to_a_registry_with_basic_auth_needs_a_login() {
     let Some(env) = Env::new() else { return };
-    if !have_tools() {
+    if !have_commands(TOOLS) {
         return;
     }
     let registry = TestRegistry::start_with_htpasswd("ci", "s3cret");
@@ -291,7 +246,7 @@ fn pushing_to_a_registry_with_basic_auth_needs_a_login() {
         "--push",
         ctx.to_str().unwrap(),
     ];
-    let denied = kiln(&store, &config, &build);
+    let denied = kiln_with_config(&store, &config, &build);
     assert!(!denied.status.success());
     let message = text(&denied.stderr);
     assert!(
@@ -299,12 +254,12 @@ fn pushing_to_a_registry_with_basic_auth_needs_a_login() {
         "{message}"
     );
 
-    ok(kiln(
+    ok(kiln_with_config(
         &store,
         &config,
         &["login", host, "-u", "ci", "-p", "s3cret"],
     ));
-    ok(kiln(&store, &config, &build));
+    ok(kiln_with_config(&store, &config, &build));
     let pushed = inspect(&tag, Some("ci:s3cret"));
     assert_eq!(pushed["Layers"].as_array().unwrap().len(), 2);
 }
@@ -319,7 +274,7 @@ fn an_unreachable_registry_is_a_clear_error() {
         "ctx",
         &[("Dockerfile", "FROM 127.0.0.1:9/nothing:1\nRUN true\n")],
     );
-    let out = kiln(
+    let out = kiln_with_config(
         &env.path("store"),
         &config,
         &["build", "--progress=plain", ctx.to_str().unwrap()],

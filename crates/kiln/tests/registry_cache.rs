@@ -8,10 +8,9 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use kiln_registry::testutil::{FaultProxy, TestRegistry};
-use support::{Env, KILN, text};
+use support::{Env, build_with_metadata, have_commands, seed_busybox};
 
 struct Fleet {
     env: Env,
@@ -22,26 +21,11 @@ struct Fleet {
 impl Fleet {
     fn start() -> Option<Fleet> {
         let env = Env::new()?;
-        let have = ["skopeo", "/usr/bin/docker-registry"].iter().all(|t| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {t}")])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
-        if !have {
+        if !have_commands(&["skopeo", "/usr/bin/docker-registry"]) {
             return None;
         }
         let registry = TestRegistry::start();
-        let archive = env.path("busybox-docker.tar");
-        let out = env.kiln(&["save", "-o", archive.to_str().unwrap(), "busybox:latest"]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let status = Command::new("skopeo")
-            .args(["copy", "-q", "--dest-tls-verify=false"])
-            .arg(format!("docker-archive:{}", archive.display()))
-            .arg(format!("docker://{}/busybox:latest", registry.host()))
-            .status()
-            .unwrap();
-        assert!(status.success());
+        seed_busybox(&env, &format!("{}/busybox:latest", registry.host()), None);
         let config = env.path("docker-config");
         std::fs::create_dir_all(&config).unwrap();
         Some(Fleet {
@@ -73,25 +57,7 @@ impl Fleet {
     fn build(&self, store: &str, args: &[&str]) -> (bool, String, String) {
         let store = self.env.path(store);
         let meta = self.env.path("meta.json");
-        let _ = std::fs::remove_file(&meta);
-        let out: Output = Command::new(KILN)
-            .arg("--root")
-            .arg(&store)
-            .args(["build", "--progress=plain", "--metadata-file"])
-            .arg(&meta)
-            .args(args)
-            .env("DOCKER_CONFIG", &self.config)
-            .env_remove("KILN_ROOT")
-            .env_remove("SOURCE_DATE_EPOCH")
-            .output()
-            .unwrap();
-        let progress = format!("{}{}", text(&out.stdout), text(&out.stderr));
-        let digest = std::fs::read(&meta)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v["containerimage.digest"].as_str().map(str::to_string))
-            .unwrap_or_default();
-        (out.status.success(), progress, digest)
+        build_with_metadata(&store, Some(&self.config), &meta, args)
     }
 
     fn tags(&self, repository: &str) -> BTreeSet<String> {

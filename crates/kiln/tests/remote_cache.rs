@@ -53,22 +53,7 @@ fn fresh_store(env: &Env, name: &str) -> PathBuf {
 /// `kiln build --progress=plain` on `store`; returns (success, progress, manifest digest).
 fn build_at(store: &Path, env: &Env, args: &[&str]) -> (bool, String, String) {
     let metadata = env.path(&format!("meta-{}", support_name(store)));
-    let _ = fs::remove_file(&metadata);
-    let mut full = vec![
-        "build",
-        "--progress=plain",
-        "--metadata-file",
-        metadata.to_str().unwrap(),
-    ];
-    full.extend_from_slice(args);
-    let out = kiln_at(store, &full);
-    let progress = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    let digest = fs::read(&metadata)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .and_then(|v| v["containerimage.digest"].as_str().map(str::to_string))
-        .unwrap_or_default();
-    (out.status.success(), progress, digest)
+    support::build_with_metadata(store, None, &metadata, args)
 }
 
 fn support_name(store: &Path) -> String {
@@ -121,17 +106,85 @@ fn assert_all_cached(progress: &str, steps: usize) {
     );
 }
 
+/// Builds `ctx` on the test's own store with `--cache-to type=local,dest=CACHE{options}`
+/// (options such as `,mode=max`) after the `extra` flags; returns (success, progress,
+/// manifest digest).
+fn export_cache(
+    env: &Env,
+    ctx: &Path,
+    cache: &Path,
+    options: &str,
+    extra: &[&str],
+) -> (bool, String, String) {
+    let to = format!("type=local,dest={}{options}", cache.display());
+    let mut args = extra.to_vec();
+    args.extend(["--cache-to", &to, ctx.to_str().unwrap()]);
+    build_at(&env.store, env, &args)
+}
+
+/// Builds `ctx` on `store` with `--cache-from type=local,src=CACHE{options}` after the
+/// `extra` flags (such as `--output`), and asserts it succeeded; returns (progress,
+/// manifest digest).
+fn build_from_cache(
+    env: &Env,
+    store: &Path,
+    cache: &Path,
+    options: &str,
+    extra: &[&str],
+    ctx: &Path,
+) -> (String, String) {
+    let from = format!("type=local,src={}{options}", cache.display());
+    let mut args = extra.to_vec();
+    args.extend(["--cache-from", &from, ctx.to_str().unwrap()]);
+    let (ok, progress, digest) = build_at(store, env, &args);
+    assert!(ok, "{progress}");
+    (progress, digest)
+}
+
+/// Builds `ctx` on a fresh store (`store-b`) from the records in `cache`, after the `extra`
+/// flags, writing the image's files to a directory; asserts the build succeeded; returns
+/// (progress, manifest digest, that directory).
+fn build_files_from_cache(
+    env: &Env,
+    cache: &Path,
+    extra: &[&str],
+    ctx: &Path,
+) -> (String, String, PathBuf) {
+    let store = fresh_store(env, "store-b");
+    let out = env.path("out");
+    let output = local_output(&out);
+    let mut args = extra.to_vec();
+    args.extend(["--output", &output]);
+    let (progress, digest) = build_from_cache(env, &store, cache, "", &args, ctx);
+    (progress, digest, out)
+}
+
+/// `--output` writing the image's files to `dir`.
+fn local_output(dir: &Path) -> String {
+    format!("type=local,dest={}", dir.display())
+}
+
+/// `--output` writing the image as an OCI layout directory `dir`.
+fn layout_output(dir: &Path) -> String {
+    format!("type=oci,dest={},tar=false", dir.display())
+}
+
+/// The manifest of the (only) image in an OCI layout directory.
+fn image_manifest(layout: &Path) -> Value {
+    layout_json(layout, index(layout)[0]["digest"].as_str().unwrap())
+}
+
+/// The config a manifest in `layout` names.
+fn manifest_config(layout: &Path, manifest: &Value) -> Value {
+    layout_json(layout, manifest["config"]["digest"].as_str().unwrap())
+}
+
 #[test]
 fn a_fresh_store_builds_the_same_image_from_another_stores_records() {
     let Some(env) = Env::new() else { return };
     let ctx = two_stage_context(&env);
     let cache = env.path("cache");
-    let to = format!("type=local,dest={},mode=max", cache.display());
-    let (ok, progress, digest_a) = build_at(
-        &env.store,
-        &env,
-        &["-t", "app:a", "--cache-to", &to, ctx.to_str().unwrap()],
-    );
+    let (ok, progress, digest_a) = export_cache(&env, &ctx, &cache, ",mode=max", &["-t", "app:a"]);
     assert!(ok, "{progress}");
     assert!(!progress.contains("WARNING"), "{progress}");
     // Every step of both stages has a record, each under its own tag.
@@ -160,23 +213,16 @@ fn a_fresh_store_builds_the_same_image_from_another_stores_records() {
 
     let b = fresh_store(&env, "store-b");
     let before = blobs(&b);
-    let from = format!("type=local,src={}", cache.display());
     let archive = env.path("b.tar");
     let output = format!("type=oci,dest={}", archive.display());
-    let (ok, progress, digest_b) = build_at(
-        &b,
+    let (progress, digest_b) = build_from_cache(
         &env,
-        &[
-            "-t",
-            "app:b",
-            "--cache-from",
-            &from,
-            "--output",
-            &output,
-            ctx.to_str().unwrap(),
-        ],
+        &b,
+        &cache,
+        "",
+        &["-t", "app:b", "--output", &output],
+        &ctx,
     );
-    assert!(ok, "{progress}");
     assert_all_cached(&progress, 6);
     assert_eq!(digest_a, digest_b, "the same image");
     assert_eq!(snapshots(&b), 0, "nothing was unpacked:\n{progress}");
@@ -207,36 +253,14 @@ fn a_fresh_store_builds_the_same_image_from_another_stores_records() {
 
     // The image runs: its files are there.
     let out = env.path("out");
-    let local = format!("type=local,dest={}", out.display());
-    let (ok, progress, _) = build_at(
-        &b,
-        &env,
-        &[
-            "--cache-from",
-            &from,
-            "--output",
-            &local,
-            ctx.to_str().unwrap(),
-        ],
-    );
-    assert!(ok, "{progress}");
+    let local = local_output(&out);
+    build_from_cache(&env, &b, &cache, "", &["--output", &local], &ctx);
     assert_eq!(read(&out, "app/artifact"), "built\nsource\n");
     assert_eq!(read(&out, "app/final"), "final\n");
 
     // A step that misses builds on the imported records' files.
     fs::write(ctx.join("app.txt"), "changed\n").unwrap();
-    let (ok, progress, _) = build_at(
-        &b,
-        &env,
-        &[
-            "--cache-from",
-            &from,
-            "--output",
-            &local,
-            ctx.to_str().unwrap(),
-        ],
-    );
-    assert!(ok, "{progress}");
+    build_from_cache(&env, &b, &cache, "", &["--output", &local], &ctx);
     assert_eq!(read(&out, "app/app.txt"), "changed\n");
     assert_eq!(read(&out, "app/artifact"), "built\nsource\n");
     // What was unpacked is now in the local cache: the final stage needs no remote. (The
@@ -274,12 +298,7 @@ fn mode_min_exports_only_the_image_layers() {
     let Some(env) = Env::new() else { return };
     let ctx = two_stage_context(&env);
     let cache = env.path("cache");
-    let to = format!("type=local,dest={}", cache.display());
-    let (ok, progress, _) = build_at(
-        &env.store,
-        &env,
-        &["--cache-to", &to, ctx.to_str().unwrap()],
-    );
+    let (ok, progress, _) = export_cache(&env, &ctx, &cache, "", &[]);
     assert!(ok, "{progress}");
     let mut steps: Vec<String> = records(&cache)
         .iter()
@@ -321,15 +340,16 @@ fn parallel_exports_to_one_directory_all_land() {
         .iter()
         .zip(&contexts)
         .map(|(store, ctx)| {
-            Command::new(KILN)
-                .arg("--root")
-                .arg(store)
-                .args(["build", "--progress=plain", "--cache-to", &to])
-                .arg(ctx)
-                .env_remove("KILN_ROOT")
-                .env_remove("SOURCE_DATE_EPOCH")
-                .output()
-                .unwrap()
+            kiln_at(
+                store,
+                &[
+                    "build",
+                    "--progress=plain",
+                    "--cache-to",
+                    &to,
+                    ctx.to_str().unwrap(),
+                ],
+            )
         })
         .collect();
     // Started one after the other above; run them truly at once as well.
@@ -375,14 +395,8 @@ fn parallel_exports_to_one_directory_all_land() {
     }
     // A third store hits every step of both builds.
     let third = fresh_store(&env, "store-d");
-    let from = format!("type=local,src={}", cache2.display());
     for ctx in &contexts {
-        let (ok, progress, _) = build_at(
-            &third,
-            &env,
-            &["--cache-from", &from, ctx.to_str().unwrap()],
-        );
-        assert!(ok, "{progress}");
+        let (progress, _) = build_from_cache(&env, &third, &cache2, "", &[], ctx);
         assert_all_cached(&progress, 3);
     }
 }
@@ -393,32 +407,12 @@ fn a_failed_build_still_exported_the_steps_before_the_failure() {
     let good = "FROM busybox\nRUN echo one > /one\nRUN echo two > /two\n";
     let ctx = env.context("ctx", &[("Dockerfile", &format!("{good}RUN false\n"))]);
     let cache = env.path("cache");
-    let to = format!("type=local,dest={},mode=max", cache.display());
-    let (ok, progress, _) = build_at(
-        &env.store,
-        &env,
-        &["--cache-to", &to, ctx.to_str().unwrap()],
-    );
+    let (ok, progress, _) = export_cache(&env, &ctx, &cache, ",mode=max", &[]);
     assert!(!ok, "the build fails:\n{progress}");
     assert_eq!(records(&cache).len(), 2, "{progress}");
 
     fs::write(ctx.join("Dockerfile"), good).unwrap();
-    let b = fresh_store(&env, "store-b");
-    let from = format!("type=local,src={}", cache.display());
-    let out = env.path("out");
-    let local = format!("type=local,dest={}", out.display());
-    let (ok, progress, _) = build_at(
-        &b,
-        &env,
-        &[
-            "--cache-from",
-            &from,
-            "--output",
-            &local,
-            ctx.to_str().unwrap(),
-        ],
-    );
-    assert!(ok, "{progress}");
+    let (progress, _, out) = build_files_from_cache(&env, &cache, &[], &ctx);
     assert_all_cached(&progress, 2);
     assert_eq!(read(&out, "two"), "two\n");
 }
@@ -428,12 +422,7 @@ fn a_damaged_blob_makes_its_step_run_again() {
     let Some(env) = Env::new() else { return };
     let ctx = two_stage_context(&env);
     let cache = env.path("cache");
-    let to = format!("type=local,dest={},mode=max", cache.display());
-    let (ok, progress, _) = build_at(
-        &env.store,
-        &env,
-        &["--cache-to", &to, ctx.to_str().unwrap()],
-    );
+    let (ok, progress, _) = export_cache(&env, &ctx, &cache, ",mode=max", &[]);
     assert!(ok, "{progress}");
     // Flip a byte in every layer blob.
     let mut damaged = 0;
@@ -453,24 +442,7 @@ fn a_damaged_blob_makes_its_step_run_again() {
         }
     }
     assert_eq!(damaged, 6);
-    let b = fresh_store(&env, "store-b");
-    let from = format!("type=local,src={}", cache.display());
-    let out = env.path("out");
-    let local = format!("type=local,dest={}", out.display());
-    let (ok, progress, _) = build_at(
-        &b,
-        &env,
-        &[
-            "-t",
-            "app:b",
-            "--cache-from",
-            &from,
-            "--output",
-            &local,
-            ctx.to_str().unwrap(),
-        ],
-    );
-    assert!(ok, "{progress}");
+    let (progress, _, out) = build_files_from_cache(&env, &cache, &["-t", "app:b"], &ctx);
     assert!(progress.contains("the step ran again"), "{progress}");
     assert_eq!(read(&out, "app/artifact"), "built\nsource\n");
     assert_eq!(read(&out, "app/app.txt"), "app\n");
@@ -567,15 +539,8 @@ fn records_written_with_other_compression_are_unpacked_and_written_again() {
     let Some(env) = Env::new() else { return };
     let ctx = two_stage_context(&env);
     let cache = env.path("cache");
-    let to = format!(
-        "type=local,dest={},mode=max,compression=zstd",
-        cache.display()
-    );
-    let (ok, progress, digest_a) = build_at(
-        &env.store,
-        &env,
-        &["--cache-to", &to, ctx.to_str().unwrap()],
-    );
+    let (ok, progress, digest_a) =
+        export_cache(&env, &ctx, &cache, ",mode=max,compression=zstd", &[]);
     assert!(ok, "{progress}");
     let media_types: BTreeSet<String> = index(&cache)
         .iter()
@@ -593,22 +558,7 @@ fn records_written_with_other_compression_are_unpacked_and_written_again() {
         media_types.into_iter().collect::<Vec<_>>(),
         ["application/vnd.oci.image.layer.v1.tar+zstd"]
     );
-    let b = fresh_store(&env, "store-b");
-    let from = format!("type=local,src={}", cache.display());
-    let out = env.path("out");
-    let local = format!("type=local,dest={}", out.display());
-    let (ok, progress, digest_b) = build_at(
-        &b,
-        &env,
-        &[
-            "--cache-from",
-            &from,
-            "--output",
-            &local,
-            ctx.to_str().unwrap(),
-        ],
-    );
-    assert!(ok, "{progress}");
+    let (progress, digest_b, out) = build_files_from_cache(&env, &cache, &[], &ctx);
     assert_all_cached(&progress, 6);
     assert_eq!(read(&out, "app/artifact"), "built\nsource\n");
     assert_eq!(digest_a, digest_b, "re-written gzip layers are the same");
@@ -619,7 +569,7 @@ fn inline_records_travel_with_the_image() {
     let Some(env) = Env::new() else { return };
     let ctx = two_stage_context(&env);
     let layout = env.path("image-layout");
-    let output = format!("type=oci,dest={},tar=false", layout.display());
+    let output = layout_output(&layout);
     let (ok, progress, _) = build_at(
         &env.store,
         &env,
@@ -634,35 +584,27 @@ fn inline_records_travel_with_the_image() {
         ],
     );
     assert!(ok, "{progress}");
-    let manifest = layout_json(&layout, index(&layout)[0]["digest"].as_str().unwrap());
-    let config = layout_json(&layout, manifest["config"]["digest"].as_str().unwrap());
+    let manifest = image_manifest(&layout);
+    let config = manifest_config(&layout, &manifest);
     let inline = config["kiln.cache.v1"]["records"].as_array().unwrap();
     assert_eq!(inline.len(), 3, "the final stage's steps: {config}");
 
     // Another store imports the image's records through the layout tag naming it.
     let b = fresh_store(&env, "store-b");
-    let from = format!("type=local,src={},tag=v1", layout.display());
     let layout_b = env.path("image-layout-b");
-    let output_b = format!("type=oci,dest={},tar=false", layout_b.display());
-    let (ok, progress, _) = build_at(
-        &b,
+    let (progress, _) = build_from_cache(
         &env,
-        &[
-            "-t",
-            "app:v1",
-            "--cache-from",
-            &from,
-            "--output",
-            &output_b,
-            ctx.to_str().unwrap(),
-        ],
+        &b,
+        &layout,
+        ",tag=v1",
+        &["-t", "app:v1", "--output", &layout_output(&layout_b)],
+        &ctx,
     );
-    assert!(ok, "{progress}");
     // The builder stage has no records inline: it runs (and so dates the image anew);
     // the final stage is all hits, with the very same layers.
     let final_stage = progress.split("[stage-1 2/4]").nth(1).unwrap_or_default();
     assert_all_cached(final_stage, 3);
-    let manifest_b = layout_json(&layout_b, index(&layout_b)[0]["digest"].as_str().unwrap());
+    let manifest_b = image_manifest(&layout_b);
     assert_eq!(manifest["layers"], manifest_b["layers"]);
 }
 
@@ -710,35 +652,24 @@ fn a_record_claiming_a_wrong_diff_id_never_reaches_an_image() {
     let Some(env) = Env::new() else { return };
     let ctx = two_stage_context(&env);
     let cache = env.path("cache");
-    let to = format!("type=local,dest={},mode=max", cache.display());
-    let (ok, progress, _) = build_at(
-        &env.store,
-        &env,
-        &["--cache-to", &to, ctx.to_str().unwrap()],
-    );
+    let (ok, progress, _) = export_cache(&env, &ctx, &cache, ",mode=max", &[]);
     assert!(ok, "{progress}");
     assert!(falsify_diff_ids(&cache) > 0);
     // Store B's image takes the final stage's layers straight from the records unless
     // their diff_ids are checked: each lying record must cost a re-run instead.
     let b = fresh_store(&env, "store-b");
-    let from = format!("type=local,src={}", cache.display());
     let layout = env.path("image-b");
-    let output = format!("type=oci,dest={},tar=false", layout.display());
-    let (ok, progress, _) = build_at(
-        &b,
+    let (progress, _) = build_from_cache(
         &env,
-        &[
-            "--cache-from",
-            &from,
-            "--output",
-            &output,
-            ctx.to_str().unwrap(),
-        ],
+        &b,
+        &cache,
+        "",
+        &["--output", &layout_output(&layout)],
+        &ctx,
     );
-    assert!(ok, "{progress}");
     assert!(progress.contains("the step ran again"), "{progress}");
-    let manifest = layout_json(&layout, index(&layout)[0]["digest"].as_str().unwrap());
-    let config = layout_json(&layout, manifest["config"]["digest"].as_str().unwrap());
+    let manifest = image_manifest(&layout);
+    let config = manifest_config(&layout, &manifest);
     for (layer, diff_id) in manifest["layers"]
         .as_array()
         .unwrap()

@@ -354,3 +354,86 @@ pub fn umoci_unpack(env: &Env, archive: &Path) -> PathBuf {
     );
     bundle
 }
+
+/// Whether every command in `tools` can be found (`command -v`, so absolute paths work too).
+pub fn have_commands(tools: &[&str]) -> bool {
+    tools.iter().all(|t| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// `kiln ARGS` on `store` with `config` as its docker config directory (credentials),
+/// nothing inherited.
+pub fn kiln_with_config(store: &Path, config: &Path, args: &[&str]) -> Output {
+    Command::new(KILN)
+        .arg("--root")
+        .arg(store)
+        .args(args)
+        .env("DOCKER_CONFIG", config)
+        .env_remove("KILN_ROOT")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap()
+}
+
+/// `kiln build --progress=plain --metadata-file METADATA ARGS` on `store`, with `config` as
+/// its docker config directory when given; returns (success, progress, manifest digest,
+/// empty when the build recorded none).
+pub fn build_with_metadata(
+    store: &Path,
+    config: Option<&Path>,
+    metadata: &Path,
+    args: &[&str],
+) -> (bool, String, String) {
+    // A file left by an earlier build must not pass for this one's digest.
+    let _ = fs::remove_file(metadata);
+    let mut full = vec![
+        "build",
+        "--progress=plain",
+        "--metadata-file",
+        metadata.to_str().unwrap(),
+    ];
+    full.extend_from_slice(args);
+    let out = match config {
+        Some(config) => kiln_with_config(store, config, &full),
+        None => kiln_at(store, &full),
+    };
+    let progress = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let digest = metadata_digest(metadata).unwrap_or_default();
+    (out.status.success(), progress, digest)
+}
+
+/// The manifest digest a `--metadata-file` recorded, or `None` when the build wrote none.
+pub fn metadata_digest(path: &Path) -> Option<String> {
+    let bytes = fs::read(path).ok()?;
+    let metadata: Value = serde_json::from_slice(&bytes).ok()?;
+    metadata["containerimage.digest"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Pushes the store's busybox base to `dest` (`HOST/busybox:latest`) with skopeo, logging
+/// in with `creds` (`USER:PASSWORD`) when given.
+pub fn seed_busybox(env: &Env, dest: &str, creds: Option<&str>) {
+    let archive = env.path("busybox-docker.tar");
+    if !archive.exists() {
+        let out = env.kiln(&["save", "-o", archive.to_str().unwrap(), "busybox:latest"]);
+        assert!(
+            out.status.success(),
+            "kiln save failed ({:?}):\n{}",
+            out.status,
+            text(&out.stderr)
+        );
+    }
+    let source = format!("docker-archive:{}", archive.display());
+    let target = format!("docker://{dest}");
+    let mut args = vec!["copy", "-q", "--dest-tls-verify=false"];
+    if let Some(c) = creds {
+        args.extend(["--dest-creds", c]);
+    }
+    args.extend([source.as_str(), target.as_str()]);
+    run_ok("skopeo", &args);
+}
