@@ -74,15 +74,10 @@ impl Store {
 
     /// The manifests `reference` resolved to when last looked up, one per platform.
     pub fn pulled_manifests_of(&self, reference: &str) -> Result<Vec<Digest>> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT manifest_digest FROM pulled_images WHERE reference = ?1")?;
-        let rows = stmt.query_map([reference], |r| r.get::<_, String>(0))?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(Digest::parse(&row?)?);
-        }
-        Ok(out)
+        self.query_digests(
+            "SELECT manifest_digest FROM pulled_images WHERE reference = ?1",
+            [reference],
+        )
     }
 
     /// The repository a pulled manifest's blobs can be fetched from, if it was pulled.
@@ -101,14 +96,15 @@ impl Store {
     /// Every pulled manifest digest: garbage collection keeps their blobs as it keeps
     /// images'.
     pub fn pulled_manifests(&self) -> Result<Vec<Digest>> {
+        self.query_digests("SELECT DISTINCT manifest_digest FROM pulled_images", [])
+    }
+
+    /// The digests in the first column of `sql`'s rows.
+    fn query_digests(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Digest>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT DISTINCT manifest_digest FROM pulled_images")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(Digest::parse(&row?)?);
-        }
-        Ok(out)
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map(params, |r| r.get::<_, String>(0))?;
+        rows.map(|row| Digest::parse(&row?)).collect()
     }
 }
 

@@ -245,25 +245,7 @@ impl Snapshotter {
         layer: impl Read,
         label: &str,
     ) -> Result<(SnapshotRecord, UnpackStats)> {
-        if let Some(p) = parent
-            && self.store.snapshot(p)?.is_none()
-        {
-            return Err(kiln_store::Error::SnapshotNotFound(p.to_owned()).into());
-        }
-        let id = self.store.new_snapshot_id();
-        let scratch = Scratch::create(&self.store.tmp_dir(), ACTIVE_PREFIX, &id)?;
-        let fs_dir = scratch.dir.join("fs");
-        let result = fs::create_dir(&fs_dir)
-            .map_err(io_err("create", &fs_dir))
-            .and_then(|()| unpack_layer_auto(layer, &fs_dir));
-        match result {
-            Ok(stats) => Ok((self.finish(scratch, &id, parent, label)?, stats)),
-            Err(e) => {
-                let _ = remove_scratch_dir(&scratch.dir);
-                scratch.release();
-                Err(e)
-            }
-        }
+        self.new_snapshot(parent, label, |fs_dir| unpack_layer_auto(layer, fs_dir))
     }
 
     /// Copies a plain directory tree (owners, modes, xattrs, times kept) as a new snapshot
@@ -274,6 +256,18 @@ impl Snapshotter {
         src: &Path,
         label: &str,
     ) -> Result<SnapshotRecord> {
+        self.new_snapshot(parent, label, |fs_dir| materialize(&[src], fs_dir))
+            .map(|(record, ())| record)
+    }
+
+    /// Makes a snapshot on `parent` from what `fill` writes into an empty directory,
+    /// without mounting; nothing is left behind if `fill` fails.
+    fn new_snapshot<T>(
+        &self,
+        parent: Option<&str>,
+        label: &str,
+        fill: impl FnOnce(&Path) -> Result<T>,
+    ) -> Result<(SnapshotRecord, T)> {
         if let Some(p) = parent
             && self.store.snapshot(p)?.is_none()
         {
@@ -284,9 +278,9 @@ impl Snapshotter {
         let fs_dir = scratch.dir.join("fs");
         let result = fs::create_dir(&fs_dir)
             .map_err(io_err("create", &fs_dir))
-            .and_then(|()| materialize(&[src], &fs_dir));
+            .and_then(|()| fill(&fs_dir));
         match result {
-            Ok(()) => self.finish(scratch, &id, parent, label),
+            Ok(filled) => Ok((self.finish(scratch, &id, parent, label)?, filled)),
             Err(e) => {
                 let _ = remove_scratch_dir(&scratch.dir);
                 scratch.release();

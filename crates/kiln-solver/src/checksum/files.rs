@@ -7,13 +7,13 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kiln_store::{Digest, FileDigestRecord, FileIdentity, Store};
 use sha2::{Digest as _, Sha256};
 
 use super::ChecksumError;
+use super::parallel::parallel_in_order;
 use super::select::{Collector, Stat};
 
 /// A file whose timestamps are this close to the moment it was read is not remembered:
@@ -117,50 +117,10 @@ fn read_all(
     root: &Path,
     files: &[(usize, &Vec<u8>, &Stat, bool)],
 ) -> Result<Vec<ReadResult>, ChecksumError> {
-    let readers = super::select::cores()
-        .clamp(1, MAX_READERS)
-        .min(files.len());
-    if readers <= 1 {
-        return files
-            .iter()
-            .map(|(_, rel, meta, _)| read_one(&root.join(std::ffi::OsStr::from_bytes(rel)), meta))
-            .collect();
-    }
-    let next = AtomicUsize::new(0);
-    let mut done: Vec<(usize, ReadResult)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..readers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let at = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((_, rel, meta, _)) = files.get(at) else {
-                            return Ok(out);
-                        };
-                        let path = root.join(std::ffi::OsStr::from_bytes(rel));
-                        match read_one(&path, meta) {
-                            Ok(read) => out.push((at, read)),
-                            Err(e) => {
-                                // Stop the others early; the first error is reported.
-                                next.store(files.len(), Ordering::Relaxed);
-                                return Err(e);
-                            }
-                        }
-                    }
-                })
-            })
-            .collect();
-        let mut all = Vec::with_capacity(files.len());
-        for worker in workers {
-            match worker.join() {
-                Ok(part) => all.extend(part?),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        Ok::<_, ChecksumError>(all)
-    })?;
-    done.sort_by_key(|(at, _)| *at);
-    Ok(done.into_iter().map(|(_, read)| read).collect())
+    let readers = super::select::cores().clamp(1, MAX_READERS);
+    parallel_in_order(files, readers, |(_, rel, meta, _)| {
+        read_one(&root.join(std::ffi::OsStr::from_bytes(rel)), meta)
+    })
 }
 
 fn read_one(path: &Path, seen: &Stat) -> Result<ReadResult, ChecksumError> {

@@ -11,6 +11,7 @@
 //! covered: the whole-build short cut compares that instead of checksumming again.
 
 mod files;
+mod parallel;
 mod select;
 mod stat;
 

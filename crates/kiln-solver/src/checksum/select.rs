@@ -15,12 +15,12 @@ use std::fs::{self, Metadata};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kiln_frontend::dockerignore::{IgnoreMatcher, WalkState};
 
 use super::ChecksumError;
 use super::files::identity;
+use super::parallel::parallel_in_order;
 use kiln_store::FileIdentity;
 use kiln_worker::fileop::pattern::{Pattern as ComponentPattern, has_wildcards};
 
@@ -351,41 +351,10 @@ impl<'a> Collector<'a> {
         subdirs: Vec<Subdir>,
         out: &mut Walked,
     ) -> Result<(), ChecksumError> {
-        let threads = cores().clamp(1, MAX_WALKERS).min(subdirs.len());
-        let next = AtomicUsize::new(0);
-        let subdirs_ref = &subdirs;
-        let mut done: Vec<(usize, Walked)> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut mine = Vec::new();
-                        loop {
-                            let at = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(subdir) = subdirs_ref.get(at) else {
-                                return Ok(mine);
-                            };
-                            match self.walk_subdir(subdir, false) {
-                                Ok(below) => mine.push((at, below)),
-                                Err(e) => {
-                                    next.store(subdirs_ref.len(), Ordering::Relaxed);
-                                    return Err(e);
-                                }
-                            }
-                        }
-                    })
-                })
-                .collect();
-            let mut all = Vec::with_capacity(subdirs_ref.len());
-            for worker in workers {
-                match worker.join() {
-                    Ok(part) => all.extend(part?),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-            Ok::<_, ChecksumError>(all)
-        })?;
-        done.sort_by_key(|(at, _)| *at);
-        for (subdir, (_, below)) in subdirs.into_iter().zip(done) {
+        let threads = cores().clamp(1, MAX_WALKERS);
+        let walked =
+            parallel_in_order(&subdirs, threads, |subdir| self.walk_subdir(subdir, false))?;
+        for (subdir, below) in subdirs.into_iter().zip(walked) {
             out.append(subdir, below);
         }
         Ok(())
