@@ -286,3 +286,32 @@ fn an_unreachable_registry_is_a_clear_error() {
         "{message}"
     );
 }
+
+#[test]
+fn a_broken_docker_config_fails_only_what_needs_a_registry() {
+    let Some(env) = Env::new() else { return };
+    let config = env.path("docker-config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("config.json"), "{ not json").unwrap();
+    // A build from kiln's own image never reads the credentials.
+    let local = env.context("local", &[("Dockerfile", "FROM busybox\nRUN true\n")]);
+    let out = kiln_with_config(
+        &env.store,
+        &config,
+        &["build", "--progress=plain", local.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A pull does, and says which file is wrong.
+    let remote = env.context(
+        "remote",
+        &[("Dockerfile", "FROM 127.0.0.1:9/nothing:1\nRUN true\n")],
+    );
+    let out = kiln_with_config(
+        &env.store,
+        &config,
+        &["build", "--progress=plain", remote.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let message = text(&out.stderr);
+    assert!(message.contains("config.json"), "{message}");
+}

@@ -478,3 +478,24 @@ impl Drop for TempFile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::TempFile;
+
+    #[test]
+    fn partial_downloads_are_named_after_their_destination() {
+        // A store removes its own `blob-*` temp files left by killed processes: a partial
+        // download for `blob-…` must match that, not hide behind a leading dot.
+        let dir = tempfile::tempdir().unwrap();
+        let temp = TempFile::beside(&dir.path().join("blob-pull-abc")).unwrap();
+        let name = temp
+            .path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(name.starts_with("blob-pull-abc."), "{name}");
+        assert!(name.ends_with(".partial"), "{name}");
+    }
+}
