@@ -456,7 +456,7 @@ pub fn open_session_on(
     secrets: HashMap<String, SecretSource>,
     pull: bool,
 ) -> Result<Session, Failure> {
-    let images = registry_images(store.clone(), pull)?;
+    let images = registry_images(store.clone(), pull);
     let session = Session::open_with_images(store, secrets, images)?;
     let on_signal = session.cancel_token().clone();
     // One handler per process; kiln runs one session per process.
@@ -466,10 +466,10 @@ pub fn open_session_on(
 
 /// The store's images, with registries reached as docker's configuration says (credentials
 /// from `~/.docker/config.json`, plain HTTP for `KILN_INSECURE_REGISTRIES` and loopback).
-pub fn registry_images(store: Arc<Store>, pull: bool) -> Result<StoreImages, Failure> {
+pub fn registry_images(store: Arc<Store>, pull: bool) -> StoreImages {
     // Read lazily: a broken docker config.json only fails what needs a registry.
     let options = super::login::client_options();
-    Ok(StoreImages::new(store).with_registry(options, pull))
+    StoreImages::new(store).with_registry(options, pull)
 }
 
 /// Solves with the progress display; a cancelled build exits 130 like an interrupted
@@ -520,7 +520,7 @@ pub fn print_plan(
 ) -> Result<(), Failure> {
     let plan_input = prepare(args, label, text, build_args)?;
     let store = open_store(root)?;
-    let images = registry_images(store, args.pull)?;
+    let images = registry_images(store, args.pull);
     let mut graph = Graph::new();
     let stage = plan(&mut graph, &images, &plan_input.request)?;
     let document = serde_json::json!({
