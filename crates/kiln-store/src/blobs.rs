@@ -164,8 +164,7 @@ mod tests {
 
     #[test]
     fn put_then_read_back_and_verify() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let (_dir, store) = crate::temp_store();
         let d = store.put_blob_bytes(b"hello").unwrap();
         assert_eq!(d, Digest::of_bytes(b"hello"));
         assert!(store.has_blob(&d));
@@ -179,8 +178,7 @@ mod tests {
 
     #[test]
     fn wrong_expected_digest_stores_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let (_dir, store) = crate::temp_store();
         let want = Digest::of_bytes(b"other");
         let err = store.put_blob_expecting(&b"hello"[..], &want).unwrap_err();
         assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
@@ -190,8 +188,7 @@ mod tests {
 
     #[test]
     fn verify_detects_damage() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let (_dir, store) = crate::temp_store();
         let d = store.put_blob_bytes(b"hello").unwrap();
         fs::write(store.blob_path(&d), b"jello").unwrap();
         assert!(matches!(
@@ -213,8 +210,7 @@ mod tests {
                 Ok(1)
             }
         }
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let (_dir, store) = crate::temp_store();
         assert!(store.put_blob(Failing(3)).is_err());
         assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
         assert_eq!(fs::read_dir(store.blobs_dir()).unwrap().count(), 0);

@@ -86,12 +86,10 @@ fn cache_mount_lock(key: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
 
     #[test]
     fn use_is_recorded_and_shared_users_exclude_removal() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let (_dir, store) = crate::temp_store();
         let key = "cd".repeat(32);
         let first = store.use_cache_mount(&key, "/root/.cache", false).unwrap();
         let second = store.use_cache_mount(&key, "/root/.cache", false).unwrap();

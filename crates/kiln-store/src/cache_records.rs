@@ -137,12 +137,10 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::Store;
 
     #[test]
     fn records_live_only_while_their_snapshot_does() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let (_dir, store) = crate::temp_store();
         let id = store.new_snapshot_id();
         std::fs::create_dir_all(store.snapshot_dir(&id).unwrap()).unwrap();
         store.add_snapshot(&id, None, 0, "test").unwrap();

@@ -139,8 +139,7 @@ mod tests {
 
     #[test]
     fn records_round_trip_per_root_and_are_replaced_and_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let (_dir, store) = crate::temp_store();
         let (a, b) = (Path::new("/ctx/a"), Path::new("/ctx/b"));
         let one = record("x/one", 1, b"one");
         let two = record("two", 2, b"two");

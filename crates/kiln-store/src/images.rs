@@ -97,8 +97,7 @@ mod tests {
 
     #[test]
     fn tag_resolve_retag_list_remove() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let (_dir, store) = crate::temp_store();
         let a = Digest::of_bytes(b"a");
         let b = Digest::of_bytes(b"b");
         assert_eq!(store.resolve("app:1").unwrap(), None);

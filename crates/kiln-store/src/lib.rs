@@ -168,6 +168,14 @@ fn effective_uid() -> u32 {
         .unwrap_or(u32::MAX)
 }
 
+/// A store in a fresh temporary directory, for tests (keep the directory alive).
+#[cfg(test)]
+pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    (dir, store)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,8 +232,7 @@ mod tests {
 
     #[test]
     fn newer_schema_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let (dir, store) = crate::temp_store();
         store
             .conn()
             .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
@@ -239,8 +246,7 @@ mod tests {
 
     #[test]
     fn lock_names_are_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let (_dir, store) = crate::temp_store();
         assert!(store.lock("../x").is_err());
         let held = store.lock("gc").unwrap();
         assert!(store.try_lock("gc").unwrap().is_none());

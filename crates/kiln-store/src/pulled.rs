@@ -110,12 +110,11 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Digest, Store};
+    use crate::Digest;
 
     #[test]
     fn a_new_resolution_replaces_the_old_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let (_dir, store) = crate::temp_store();
         let a = Digest::of_bytes(b"a");
         let b = Digest::of_bytes(b"b");
         assert!(

@@ -55,12 +55,10 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::Store;
 
     #[test]
     fn shortcuts_are_replaced_and_forgotten() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let (_dir, store) = crate::temp_store();
         assert!(store.shortcut("f").unwrap().is_none());
         store.record_shortcut("f", "sha256:a", "{}").unwrap();
         store.record_shortcut("f", "sha256:b", "[]").unwrap();

@@ -231,8 +231,7 @@ mod tests {
 
     #[test]
     fn chain_children_and_removal_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let (_dir, store) = crate::temp_store();
         let base = store.new_snapshot_id();
         let mid = store.new_snapshot_id();
         let top = store.new_snapshot_id();
@@ -267,8 +266,7 @@ mod tests {
 
     #[test]
     fn refuses_missing_parent_duplicate_and_unsafe_ids() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let (_dir, store) = crate::temp_store();
         assert!(matches!(
             store.add_snapshot("a", Some("nope"), 0, "x"),
             Err(Error::SnapshotNotFound(_))
@@ -284,8 +282,7 @@ mod tests {
 
     #[test]
     fn keys_find_snapshots_and_are_unique() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let (_dir, store) = crate::temp_store();
         store.add_snapshot("a", None, 0, "x").unwrap();
         store.add_snapshot("b", Some("a"), 0, "y").unwrap();
         assert_eq!(store.snapshot_by_key("sha256:chain").unwrap(), None);
@@ -312,8 +309,7 @@ mod tests {
 
     #[test]
     fn touch_updates_last_used() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let (_dir, store) = crate::temp_store();
         let rec = store.add_snapshot("a", None, 0, "x").unwrap();
         std::thread::sleep(std::time::Duration::from_millis(5));
         store.touch_snapshots(&["a"]).unwrap();

@@ -161,8 +161,7 @@ mod tests {
 
     #[test]
     fn roots_replace_per_name_and_need_existing_snapshots() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let (_dir, store) = crate::temp_store();
         store.add_snapshot("a", None, 1, "x").unwrap();
         store.add_snapshot("b", Some("a"), 1, "y").unwrap();
         store.record_build_root("app:1", &["a"]).unwrap();
@@ -185,8 +184,7 @@ mod tests {
 
     #[test]
     fn forgetting_a_snapshot_takes_its_records_and_roots_along() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let (_dir, store) = crate::temp_store();
         store.add_snapshot("a", None, 1, "x").unwrap();
         store.add_snapshot("b", Some("a"), 1, "y").unwrap();
         store.cache_insert("k", Some("b"), "step", "{}").unwrap();

@@ -21,9 +21,32 @@ fn ids(report: &PruneReport) -> Vec<&str> {
 }
 
 fn open() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    (dir, store)
+    crate::temp_store()
+}
+
+/// `kiln prune --all`.
+fn prune_all(store: &Store) -> PruneReport {
+    prune(
+        store,
+        &PrunePolicy {
+            all: true,
+            ..PrunePolicy::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Dates the blobs `digests` an hour back.
+fn age_blobs(store: &Store, digests: &[&Digest]) {
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for d in digests {
+        fs::File::options()
+            .write(true)
+            .open(store.blob_path(d))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
 }
 
 #[test]
@@ -78,14 +101,7 @@ fn build_roots_of_tagged_images_survive_unless_all() {
         .collect();
     assert_eq!(keys, ["k-top"]);
 
-    let all = prune(
-        &store,
-        &PrunePolicy {
-            all: true,
-            ..PrunePolicy::default()
-        },
-    )
-    .unwrap();
+    let all = prune_all(&store);
     assert_eq!(ids(&all), ["top", "old", "base"], "leaves first");
     assert!(store.list_snapshots().unwrap().is_empty());
     assert!(store.cache_records().unwrap().is_empty());
@@ -157,15 +173,7 @@ fn unreferenced_blobs_go_and_image_blobs_stay() {
     let loose = store.put_blob_bytes(b"nobody").unwrap();
     let fresh = store.put_blob_bytes(b"just written").unwrap();
     store.tag("app:1", &manifest).unwrap();
-    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
-    for d in [&layer, &manifest, &loose] {
-        fs::File::options()
-            .write(true)
-            .open(store.blob_path(d))
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
-    }
+    age_blobs(&store, &[&layer, &manifest, &loose]);
     let usage = usage(&store).unwrap();
     let reclaimable: Vec<_> = usage
         .records
@@ -174,14 +182,7 @@ fn unreferenced_blobs_go_and_image_blobs_stay() {
         .map(|r| r.id.clone())
         .collect();
     assert_eq!(reclaimable.len(), 2, "{reclaimable:?}");
-    let report = prune(
-        &store,
-        &PrunePolicy {
-            all: true,
-            ..PrunePolicy::default()
-        },
-    )
-    .unwrap();
+    let report = prune_all(&store);
     assert_eq!(ids(&report), [loose.to_string().as_str()]);
     assert!(store.has_blob(&layer) && store.has_blob(&manifest) && store.has_blob(&fresh));
     store.remove_image("app:1").unwrap();
@@ -205,23 +206,8 @@ fn blobs_of_pulled_base_images_stay() {
             "r.example/base",
         )
         .unwrap();
-    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
-    for d in [&layer, &manifest] {
-        fs::File::options()
-            .write(true)
-            .open(store.blob_path(d))
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
-    }
-    let report = prune(
-        &store,
-        &PrunePolicy {
-            all: true,
-            ..PrunePolicy::default()
-        },
-    )
-    .unwrap();
+    age_blobs(&store, &[&layer, &manifest]);
+    let report = prune_all(&store);
     assert!(report.removed.is_empty(), "{:?}", ids(&report));
     assert!(store.has_blob(&layer) && store.has_blob(&manifest));
 }
