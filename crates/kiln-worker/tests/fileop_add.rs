@@ -4,26 +4,16 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kiln_graph::{CopyAction, FileAction, Ownership};
-use kiln_worker::fileop::{FileOpError, InputRoot, apply};
+use kiln_worker::fileop::FileOpError;
+
+mod fileop_support;
+use fileop_support::{Fixture, copy_action};
 
 fn add(source: &str, dest: &str) -> CopyAction {
-    CopyAction {
-        input: 0,
-        sources: vec![source.to_string()],
-        dest: dest.to_string(),
-        owner: None,
-        chmod: None,
-        exclude: Vec::new(),
-        parents: false,
-        follow_symlinks: true,
-        unpack: true,
-        create_dest_path: true,
-        allow_wildcard: true,
-        allow_empty_wildcard: false,
-    }
+    copy_action(&[source], dest, true)
 }
 
 /// A tar stream holding `dir/`, `dir/hello.txt` (0640, mtime 12345), a symlink to it
@@ -82,39 +72,6 @@ fn compress(kind: &str, data: &[u8]) -> Vec<u8> {
         }
         "zst" => zstd::encode_all(data, 1).unwrap(),
         other => panic!("unknown kind {other}"),
-    }
-}
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    context: PathBuf,
-    rootfs: PathBuf,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let context = dir.path().join("context");
-        let rootfs = dir.path().join("rootfs");
-        fs::create_dir_all(&context).unwrap();
-        fs::create_dir_all(rootfs.join("etc")).unwrap();
-        Fixture {
-            _dir: dir,
-            context,
-            rootfs,
-        }
-    }
-
-    fn apply(&self, action: FileAction) -> Result<(), FileOpError> {
-        let inputs = [InputRoot {
-            path: self.context.clone(),
-            excludes: Vec::new(),
-        }];
-        apply(&self.rootfs, &action, &inputs)
-    }
-
-    fn host(&self, image_path: &str) -> PathBuf {
-        self.rootfs.join(image_path.trim_start_matches('/'))
     }
 }
 

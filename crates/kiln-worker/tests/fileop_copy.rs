@@ -5,75 +5,15 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
 
-use kiln_graph::{ChmodSpec, CopyAction, FileAction, Ownership};
-use kiln_worker::fileop::{FileOpError, InputRoot, apply};
+use kiln_graph::{ChmodSpec, CopyAction, Ownership};
+use kiln_worker::fileop::FileOpError;
+
+mod fileop_support;
+use fileop_support::{Fixture, copy_action};
 
 /// A COPY as the Dockerfile frontend emits it.
 fn copy(sources: &[&str], dest: &str) -> CopyAction {
-    CopyAction {
-        input: 0,
-        sources: sources.iter().map(|s| s.to_string()).collect(),
-        dest: dest.to_string(),
-        owner: None,
-        chmod: None,
-        exclude: Vec::new(),
-        parents: false,
-        follow_symlinks: true,
-        unpack: false,
-        create_dest_path: true,
-        allow_wildcard: true,
-        allow_empty_wildcard: false,
-    }
-}
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    context: std::path::PathBuf,
-    rootfs: std::path::PathBuf,
-    ignore: Vec<String>,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let context = dir.path().join("context");
-        let rootfs = dir.path().join("rootfs");
-        fs::create_dir_all(&context).unwrap();
-        fs::create_dir_all(rootfs.join("etc")).unwrap();
-        Fixture {
-            _dir: dir,
-            context,
-            rootfs,
-            ignore: Vec::new(),
-        }
-    }
-
-    fn file(&self, rel: &str, content: &str) {
-        let path = self.context.join(rel);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, content).unwrap();
-    }
-
-    fn run(&self, action: CopyAction) -> Result<(), FileOpError> {
-        let inputs = [InputRoot {
-            path: self.context.clone(),
-            excludes: self.ignore.clone(),
-        }];
-        apply(&self.rootfs, &FileAction::Copy(action), &inputs)
-    }
-
-    fn read(&self, image_path: &str) -> String {
-        fs::read_to_string(self.rootfs.join(image_path.trim_start_matches('/')))
-            .unwrap_or_else(|e| panic!("{image_path}: {e}"))
-    }
-
-    fn exists(&self, image_path: &str) -> bool {
-        fs::symlink_metadata(self.rootfs.join(image_path.trim_start_matches('/'))).is_ok()
-    }
-
-    fn meta(&self, image_path: &str) -> fs::Metadata {
-        fs::symlink_metadata(self.rootfs.join(image_path.trim_start_matches('/'))).unwrap()
-    }
+    copy_action(sources, dest, false)
 }
 
 fn is_root(test: &str) -> bool {
