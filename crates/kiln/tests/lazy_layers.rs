@@ -5,7 +5,7 @@ mod support;
 use std::fs;
 use std::path::Path;
 
-use support::{Env, run_ok};
+use support::{Env, Layout, run_ok};
 
 /// Snapshot directories in the store at `store`.
 fn snapshots(store: &Path) -> usize {
@@ -27,17 +27,7 @@ fn an_image_no_step_reads_is_never_unpacked() {
     env.build_ok(&["-t", "app:lazy", "--output", &output, ctx.to_str().unwrap()]);
     assert_eq!(snapshots(&env.store), 0, "the base image was unpacked");
     // The image still has the base's layer and runs.
-    let layout = env.path("layout");
-    fs::create_dir_all(&layout).unwrap();
-    run_ok(
-        "tar",
-        &[
-            "-xf",
-            archive.to_str().unwrap(),
-            "-C",
-            layout.to_str().unwrap(),
-        ],
-    );
+    let layout = Layout::from_archive(&archive, &env.path("layout")).dir;
     let inspected = run_ok("skopeo", &["inspect", &format!("oci:{}", layout.display())]);
     assert!(inspected.contains("MODE=lazy"), "{inspected}");
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use support::{Env, KILN, kiln_at, read, run_ok, text};
+use support::{Env, KILN, Layout, kiln_at, read, run_ok, text};
 
 const TWO_STAGES: &str = "\
 FROM busybox AS builder
@@ -227,17 +227,7 @@ fn a_fresh_store_builds_the_same_image_from_another_stores_records() {
     assert_eq!(digest_a, digest_b, "the same image");
     assert_eq!(snapshots(&b), 0, "nothing was unpacked:\n{progress}");
     // Only the final image's blobs were pulled: not the builder stage's layers.
-    let layout = env.path("b-layout");
-    fs::create_dir_all(&layout).unwrap();
-    run_ok(
-        "tar",
-        &[
-            "-xf",
-            archive.to_str().unwrap(),
-            "-C",
-            layout.to_str().unwrap(),
-        ],
-    );
+    let layout = Layout::from_archive(&archive, &env.path("b-layout")).dir;
     let in_image = blobs_of_layout(&layout);
     let pulled: Vec<String> = blobs(&b).difference(&before).cloned().collect();
     let foreign: Vec<&String> = pulled.iter().filter(|b| !in_image.contains(*b)).collect();
