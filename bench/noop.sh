@@ -67,7 +67,7 @@ for name in fanout big; do
     for _ in 1 2 3 4 5; do bk+=("$(time_ms docker build -q "$ctx")"); done
     bk_noop=$(median "${bk[@]}")
     printf '%-8s BuildKit: no-op median %5s ms (runs: %s)   kiln is %sx faster\n' "$name" "$bk_noop" "${bk[*]}" \
-      "$(awk "BEGIN { printf \"%.0f\", $bk_noop / ($noop > 0 ? $noop : 1) }")"
+      "$(awk "BEGIN { printf \"%.1f\", $bk_noop / ($noop > 0 ? $noop : 1) }")"
   fi
 done
 grep -E "cache miss" "$log" | sort | uniq -c | head -5

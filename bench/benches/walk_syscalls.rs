@@ -1,5 +1,5 @@
 //! Which syscall strategy lists and `lstat`s a build context fastest: the walk behind
-//! stat fingerprints and checksums (`kiln-solver`'s `checksum::select`), measured on a
+//! context checksums (`kiln-solver`'s `checksum::select`), measured on a
 //! generated tree of 200 directories x 100 files, warm cache, best of several runs.
 //!
 //! - `std`: `fs::read_dir` + `DirEntry::metadata` (what the walk uses).

@@ -97,6 +97,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         id TEXT NOT NULL,
         last_used_ms INTEGER NOT NULL
      ) WITHOUT ROWID;",
+    // 9: which stat plans (files under `plans/`: what a context checksum's walk observed,
+    //    checked by the short cut instead of walking again) each short cut refers to; a
+    //    plan no short cut refers to is deleted with the last reference.
+    "CREATE TABLE shortcut_plans (
+        fingerprint TEXT NOT NULL,
+        plan_digest TEXT NOT NULL,
+        PRIMARY KEY (fingerprint, plan_digest)
+     ) WITHOUT ROWID;
+     CREATE INDEX shortcut_plans_plan ON shortcut_plans(plan_digest);",
 ];
 
 /// The schema version this build of kiln writes.

@@ -6,6 +6,8 @@
 //! - `meta.db` — images and snapshots tables (see [`SCHEMA_VERSION`]);
 //! - `blobs/sha256/<hex>` — blobs, only ever complete;
 //! - `snapshots/<id>/` — layer directories, filled by the worker;
+//! - `plans/<hex>` — stat plans of the whole-build short cuts (read in one go on every
+//!   no-op build, which a large SQLite value is not);
 //! - `tmp/` — work in progress (same filesystem, so finished work is renamed into place);
 //! - `locks/` — flock files for [`Store::lock`].
 
@@ -54,7 +56,7 @@ impl Store {
     /// Opens the store at `root`, creating the layout and migrating the schema as needed.
     pub fn open(root: impl AsRef<Path>) -> Result<Store> {
         let root = root.as_ref();
-        for dir in ["blobs/sha256", "snapshots", "tmp", "locks"] {
+        for dir in ["blobs/sha256", "snapshots", "tmp", "locks", "plans"] {
             let p = root.join(dir);
             fs::create_dir_all(&p).map_err(error::io_err("create dir", &p))?;
         }

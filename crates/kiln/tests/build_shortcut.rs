@@ -65,8 +65,8 @@ fn unchanged_requests_are_answered_and_every_change_is_seen() {
     let (ignore, _) = build(&env, &ctx, &["--build-arg", "MODE=prod"]);
     assert!(!ignore.contains(SHORT_CUT), "{ignore}");
 
-    // An ignored file changed, and a read file rewritten with the same bytes: the stat
-    // fingerprints differ, the checksums do not.
+    // An ignored file changed, and a read file rewritten with the same bytes: stat data
+    // differs, the checksums do not.
     fs::write(ctx.join("notes.md"), "edited, and ignored\n").unwrap();
     let (ignored, _) = build(&env, &ctx, &["--build-arg", "MODE=prod"]);
     assert!(ignored.contains(SHORT_CUT), "{ignored}");
@@ -175,4 +175,68 @@ fn an_answer_from_the_record_writes_nothing_to_the_store() {
         "{}",
         text(&images.stdout)
     );
+}
+
+fn plan_files(env: &Env) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(env.store.join("plans"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Stat data of files written less than a second ago is not trusted (the racy window).
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+}
+
+#[test]
+fn a_settled_context_is_checked_by_its_stat_plan() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY src/*.txt /in/\nCOPY data /data\n",
+            ),
+            ("src/a.txt", "a\n"),
+            ("src/skip.md", "not matched\n"),
+            ("data/x", "xxxx\n"),
+        ],
+    );
+    settle();
+    let (first, _) = build(&env, &ctx, &[]);
+    assert!(!first.contains(SHORT_CUT));
+    let recorded = plan_files(&env);
+    assert_eq!(recorded.len(), 2, "one plan per COPY: {recorded:?}");
+    let (second, _) = build(&env, &ctx, &[]);
+    assert!(second.contains(SHORT_CUT), "{second}");
+
+    // A file that is no wildcard match, edited: nothing the build reads changed.
+    fs::write(ctx.join("src/skip.md"), "edited\n").unwrap();
+    let (unmatched, _) = build(&env, &ctx, &[]);
+    assert!(unmatched.contains(SHORT_CUT), "{unmatched}");
+
+    // A new wildcard match appears.
+    fs::write(ctx.join("src/b.txt"), "b\n").unwrap();
+    let (matched, _) = build(&env, &ctx, &[]);
+    assert!(!matched.contains(SHORT_CUT), "{matched}");
+    assert_eq!(read(&env.path("out"), "in/b.txt"), "b\n");
+
+    // Settled again, the record carries a new plan for the wildcard COPY; the old one is
+    // gone, the unchanged `data` plan stays.
+    settle();
+    let (refreshed, _) = build(&env, &ctx, &[]);
+    assert!(refreshed.contains(SHORT_CUT), "{refreshed}");
+    let now = plan_files(&env);
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert_eq!(now.iter().filter(|p| recorded.contains(p)).count(), 1);
+
+    // Same size, new content, in a copied directory.
+    fs::write(ctx.join("data/x"), "yyyy\n").unwrap();
+    let (edited, _) = build(&env, &ctx, &[]);
+    assert!(!edited.contains(SHORT_CUT), "{edited}");
+    assert_eq!(read(&env.path("out"), "data/x"), "yyyy\n");
 }

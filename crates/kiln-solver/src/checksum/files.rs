@@ -98,7 +98,7 @@ fn vanished(found: &Collector<'_>, rel: &[u8]) -> bool {
         .filter(|(_, b)| **b == b'/')
         .map(|(at, _)| &rel[..at])
         .chain([&rel[..0]])
-        .any(|dir| found.listed_dirs.contains(dir));
+        .any(|dir| found.listed_dirs.contains_key(dir));
     listed_above
         && matches!(
             std::fs::symlink_metadata(found.root().join(std::ffi::OsStr::from_bytes(rel))),

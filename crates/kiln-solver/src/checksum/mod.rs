@@ -7,13 +7,13 @@
 //! from the store's `file_digests` records when a file's stat data is exactly what it
 //! was when last hashed in the same context root, so an unchanged context is not read.
 //!
-//! Each checksum also carries a [stat fingerprint](stat_fingerprint) of the entries it
-//! covered: the whole-build short cut compares that instead of checksumming again.
+//! Each checksum also carries a [stat plan](plan) of what its walk observed: the
+//! whole-build short cut checks that ([`plan_holds`]) instead of checksumming again.
 
 mod files;
 mod parallel;
+mod plan;
 mod select;
-mod stat;
 
 use std::path::{Path, PathBuf};
 
@@ -21,8 +21,8 @@ use kiln_frontend::dockerignore::{IgnoreMatcher, PatternError};
 use kiln_store::Store;
 use sha2::{Digest as _, Sha256};
 
+pub use plan::{StatPlan, plan_holds};
 use select::Collector;
-pub use stat::stat_fingerprint;
 
 /// What part of a context a checksum covers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -73,9 +73,10 @@ pub struct ContextChecksum {
     pub files_hashed: usize,
     /// Files whose remembered digest was used without reading them.
     pub files_reused: usize,
-    /// [`stat_fingerprint`] of the entries as this checksum's walk saw them; `None` when
-    /// one of them changed too recently for its stat data to be trusted.
-    pub stat_fingerprint: Option<String>,
+    /// The [`StatPlan`] of what this checksum's walk observed; `None` when its stat data
+    /// cannot vouch for the walk (something changed too recently, or a source was
+    /// reached through a symlink).
+    pub stat_plan: Option<StatPlan>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +126,7 @@ pub fn checksum(
     let root = canonical_root(root)?;
     let (ignore, exclude) = matchers(selection)?;
     let found = collect(&root, selection, &ignore, &exclude)?;
-    let stat_fingerprint = stat::of_entries(&root, selection, &found, walked_at);
+    let stat_plan = plan::of_walk(&root, selection, &found, walked_at);
     let contents = files::content_digests(store, &root, &found)?;
 
     let mut hasher = Sha256::new();
@@ -183,7 +184,7 @@ pub fn checksum(
         entries,
         files_hashed: contents.hashed,
         files_reused: contents.reused,
-        stat_fingerprint,
+        stat_plan,
     })
 }
 

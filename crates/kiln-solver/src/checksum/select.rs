@@ -10,7 +10,7 @@
 //! and every symlink met on the way are covered too (`--parents` copies the former; the
 //! latter decide where a source leads).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, Metadata};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -78,9 +78,15 @@ pub(super) struct Collector<'a> {
     /// Covered entries by raw relative path; sorted, so the digest does not depend on
     /// the order sources found them in.
     pub entries: BTreeMap<Vec<u8>, Found>,
-    /// Directories whose listing was read: a remembered file below one of them that the
-    /// walk did not cover may have vanished, one elsewhere was merely not looked at.
-    pub listed_dirs: HashSet<Vec<u8>>,
+    /// Directories whose listing was read, with what `lstat` said about each just before:
+    /// a remembered file below one of them that the walk did not cover may have vanished,
+    /// one elsewhere was merely not looked at.
+    pub listed_dirs: HashMap<Vec<u8>, Stat>,
+    /// Every path looked up by name (not found by a listing), with what `lstat` said.
+    pub looked_up: Vec<(Vec<u8>, Option<Stat>)>,
+    /// A source was resolved through a symlink: where it led depends on paths nobody
+    /// recorded a lookup of, so no [stat plan](super::plan) can vouch for this walk.
+    pub followed_symlink: bool,
 }
 
 impl<'a> Collector<'a> {
@@ -94,7 +100,9 @@ impl<'a> Collector<'a> {
             ignore,
             exclude,
             entries: BTreeMap::new(),
-            listed_dirs: HashSet::new(),
+            listed_dirs: HashMap::new(),
+            looked_up: Vec::new(),
+            followed_symlink: false,
         }
     }
 
@@ -120,8 +128,8 @@ impl<'a> Collector<'a> {
         self.add_symlinks_on(&prefix)?;
         let base = self.resolve(&prefix, true)?;
         let mut named = Vec::new();
-        if lstat(&base)?.is_some_and(|m| m.is_dir()) {
-            self.match_levels(&base, &prefix, &patterns, &mut named)?;
+        if let Some(meta) = self.lstat(&base)?.filter(|m| m.is_dir()) {
+            self.match_levels(&base, Stat::of(&meta), &prefix, &patterns, &mut named)?;
         }
         for name in named {
             if !(pivoted || self.exclude.is_empty()) && self.exclude.matches(&name) {
@@ -135,8 +143,9 @@ impl<'a> Collector<'a> {
     /// Lexically sorted names below `dir` matching `patterns`, one pattern per level;
     /// only real directories are entered between levels.
     fn match_levels(
-        &self,
+        &mut self,
         dir: &Path,
+        dir_meta: Stat,
         named_dir: &str,
         patterns: &[ComponentPattern],
         out: &mut Vec<String>,
@@ -144,6 +153,7 @@ impl<'a> Collector<'a> {
         let Some((pattern, deeper)) = patterns.split_first() else {
             return Ok(());
         };
+        self.listed_dirs.insert(self.relative(dir), dir_meta);
         let mut names: Vec<String> = read_names(dir)?
             .into_iter()
             // A name that is not UTF-8 cannot be written in a Dockerfile pattern.
@@ -159,8 +169,8 @@ impl<'a> Collector<'a> {
             let path = dir.join(&name);
             if deeper.is_empty() {
                 out.push(named);
-            } else if lstat(&path)?.is_some_and(|m| m.is_dir()) {
-                self.match_levels(&path, &named, deeper, out)?;
+            } else if let Some(meta) = self.lstat(&path)?.filter(|m| m.is_dir()) {
+                self.match_levels(&path, Stat::of(&meta), &named, deeper, out)?;
             }
         }
         Ok(())
@@ -171,12 +181,12 @@ impl<'a> Collector<'a> {
     fn add_named(&mut self, named: &str) -> Result<(), ChecksumError> {
         self.add_symlinks_on(named)?;
         let real = self.resolve(named, true)?;
-        let Some(meta) = lstat(&real)? else {
+        let Some(meta) = self.lstat(&real)? else {
             return Ok(());
         };
         let rel = self.relative(&real);
         if rel.is_empty() {
-            let below = self.walk(&real, &rel)?;
+            let below = self.walk(&real, &rel, Stat::of(&meta))?;
             self.add_walked(below);
             return Ok(());
         }
@@ -197,7 +207,7 @@ impl<'a> Collector<'a> {
         if ignored && self.ignore.excludes_everything_below(&context_rel) {
             return Ok(());
         }
-        let below = self.walk(&real, &rel)?;
+        let below = self.walk(&real, &rel, Stat::of(&meta))?;
         if ignored && below.is_empty() {
             return Ok(());
         }
@@ -219,12 +229,19 @@ impl<'a> Collector<'a> {
         }
     }
 
-    /// What is below `dir`, in order (directories before their contents).
-    fn walk(&mut self, dir: &Path, rel: &[u8]) -> Result<Vec<(Vec<u8>, Found)>, ChecksumError> {
+    /// What is below `dir` (which `lstat` saw as `meta`), in order (directories before
+    /// their contents).
+    fn walk(
+        &mut self,
+        dir: &Path,
+        rel: &[u8],
+        meta: Stat,
+    ) -> Result<Vec<(Vec<u8>, Found)>, ChecksumError> {
         let mut walked = Walked::default();
         let start = WalkAt {
             dir,
             rel,
+            meta,
             source_rel: "",
             ignore_state: None,
             exclude_state: None,
@@ -267,7 +284,7 @@ impl<'a> Collector<'a> {
             }
         }
         children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        out.listed.push(at.rel.to_vec());
+        out.listed.push((at.rel.to_vec(), at.meta));
         // Directories to descend into, in order.
         let mut subdirs = Vec::new();
         for (child_rel, meta, file_type) in children {
@@ -370,8 +387,9 @@ impl<'a> Collector<'a> {
             }
             prefix.push_str(component);
             let real = self.resolve(&prefix, false)?;
-            match lstat(&real)? {
+            match self.lstat(&real)? {
                 Some(meta) if meta.file_type().is_symlink() => {
+                    self.followed_symlink = true;
                     let rel = self.relative(&real);
                     if !rel.is_empty() && !self.entries.contains_key(&rel) {
                         self.add_parents(&rel)?;
@@ -393,7 +411,7 @@ impl<'a> Collector<'a> {
                 continue;
             }
             let real = self.root.join(std::ffi::OsStr::from_bytes(parent));
-            if let Some(meta) = lstat(&real)? {
+            if let Some(meta) = self.lstat(&real)? {
                 self.insert(parent.to_vec(), meta, &real)?;
             }
         }
@@ -407,6 +425,18 @@ impl<'a> Collector<'a> {
             link_target,
         });
         Ok(())
+    }
+
+    /// `lstat` of a path inside the root, remembered in [`Self::looked_up`].
+    fn lstat(&mut self, real: &Path) -> Result<Option<Metadata>, ChecksumError> {
+        let meta = match fs::symlink_metadata(real) {
+            Ok(meta) => Some(meta),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(ChecksumError::io("stat", real)(e)),
+        };
+        self.looked_up
+            .push((self.relative(real), meta.as_ref().map(Stat::of)));
+        Ok(meta)
     }
 
     fn resolve(&self, named: &str, follow_last: bool) -> Result<PathBuf, ChecksumError> {
@@ -444,6 +474,8 @@ pub(super) fn cores() -> usize {
 struct WalkAt<'a> {
     dir: &'a Path,
     rel: &'a [u8],
+    /// What `lstat` said about `dir` before it was listed.
+    meta: Stat,
     source_rel: &'a str,
     ignore_state: Option<&'a WalkState>,
     exclude_state: Option<&'a WalkState>,
@@ -466,6 +498,7 @@ impl Subdir {
         WalkAt {
             dir: &self.path,
             rel: &self.rel,
+            meta: self.meta,
             source_rel: &self.source_rel,
             ignore_state: self.ignore_state.as_ref(),
             exclude_state: self.exclude_state.as_ref(),
@@ -477,7 +510,7 @@ impl Subdir {
 #[derive(Default)]
 struct Walked {
     entries: Vec<(Vec<u8>, Found)>,
-    listed: Vec<Vec<u8>>,
+    listed: Vec<(Vec<u8>, Stat)>,
 }
 
 impl Walked {
@@ -557,12 +590,4 @@ fn read_link_if(path: &Path, meta: &Metadata) -> Result<Option<Vec<u8>>, Checksu
 fn read_link(path: &Path) -> Result<Option<Vec<u8>>, ChecksumError> {
     let target = fs::read_link(path).map_err(ChecksumError::io("read link", path))?;
     Ok(Some(target.into_os_string().into_encoded_bytes()))
-}
-
-fn lstat(path: &Path) -> Result<Option<Metadata>, ChecksumError> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) => Ok(Some(meta)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(ChecksumError::io("stat", path)(e)),
-    }
 }

@@ -93,9 +93,13 @@ pub struct ContextRead {
     pub root: std::path::PathBuf,
     pub selection: Selection,
     pub digest: String,
-    /// The checksum's stat fingerprint: equal later, the read is unchanged unread.
+    /// Digest of the checksum's [stat plan](crate::checksum::StatPlan): while it holds,
+    /// the read is unchanged without reading or walking it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stat: Option<String>,
+    pub plan: Option<String>,
+    /// The plan itself, until the store keeps it beside the short cut.
+    #[serde(skip)]
+    pub plan_bytes: Option<std::sync::Arc<[u8]>>,
 }
 
 impl<'a> CachedEngine<'a> {
@@ -198,7 +202,8 @@ impl<'a> CachedEngine<'a> {
                 root: root.to_path_buf(),
                 selection: selection.clone(),
                 digest: sum.digest.clone(),
-                stat: sum.stat_fingerprint.clone(),
+                plan: sum.stat_plan.as_ref().map(|p| p.digest.clone()),
+                plan_bytes: sum.stat_plan.as_ref().map(|p| p.bytes.clone()),
             });
         if key.files.len() + sum.entries.len() <= MAX_EXPLAINED_FILES {
             for entry in &sum.entries {

@@ -4,10 +4,10 @@
 //! image is the answer, without planning or walking a single op. `kiln bake` records one
 //! entry for a whole request, with an image per target.
 //!
-//! A context read is unchanged when its stat fingerprint is what it was when the read was
-//! summed (a walk and an `lstat` per entry, no file read, no store lookup per file); when
-//! it is not (a file touched, or changed a moment ago) the full checksum decides, and a
-//! match records the new fingerprint so the next no-op is fast again.
+//! A context read is unchanged when the stat plan its checksum recorded still holds (one
+//! `statx` per path the checksum's walk observed: no listing, no file read, no store
+//! lookup per file); when it does not (a file touched, or changed a moment ago) the full
+//! checksum decides, and a match records the new plan so the next no-op is fast again.
 //!
 //! Everything here works on the store alone, before a [`Session`] is opened: an answer
 //! from the short cut needs no worker, so the stale-container cleanup `Session::open`
@@ -23,7 +23,7 @@ use kiln_store::Store;
 
 use super::export::{ExportRequest, ExportedImage, write_outputs};
 use super::{Session, SessionError, check_outputs};
-use crate::checksum::{checksum, stat_fingerprint};
+use crate::checksum::{checksum, plan_holds};
 use crate::engine::cache::ContextRead;
 
 /// What must still hold for a recorded build to answer its request again.
@@ -65,15 +65,29 @@ pub fn shortcut(
         }
     }
     let mut refreshed = false;
+    // Reads of the same files by several steps share one plan: checked once.
+    let mut held = BTreeSet::new();
     for read in &mut inputs.reads {
-        match stat_fingerprint(&read.root, &read.selection) {
-            Ok(Some(now)) if read.stat.as_deref() == Some(now.as_str()) => continue,
-            _ => {}
+        let mut plan_stored = false;
+        if let Some(digest) = &read.plan {
+            if held.contains(digest) {
+                continue;
+            }
+            if let Some(bytes) = store.stat_plan(digest)? {
+                plan_stored = true;
+                if plan_holds(&read.root, &read.selection, &bytes) {
+                    held.insert(digest.clone());
+                    continue;
+                }
+            }
         }
         match checksum(store, &read.root, &read.selection) {
             Ok(sum) if sum.digest == read.digest => {
-                if sum.stat_fingerprint.is_some() && sum.stat_fingerprint != read.stat {
-                    read.stat = sum.stat_fingerprint;
+                if let Some(plan) = sum.stat_plan
+                    && (read.plan.as_ref() != Some(&plan.digest) || !plan_stored)
+                {
+                    read.plan = Some(plan.digest);
+                    read.plan_bytes = Some(plan.bytes);
                     refreshed = true;
                 }
             }
@@ -123,7 +137,17 @@ pub fn remember_shortcut(
     let mut seen = BTreeSet::new();
     inputs.images.retain(|pair| seen.insert(pair.clone()));
     let text = serde_json::to_string(&inputs).unwrap_or_default();
-    store.record_shortcut(fingerprint, manifest_digest, &text)?;
+    let mut plans: BTreeMap<&str, Option<&[u8]>> = BTreeMap::new();
+    for read in &inputs.reads {
+        if let Some(digest) = &read.plan {
+            let bytes = plans.entry(digest).or_default();
+            if bytes.is_none() {
+                *bytes = read.plan_bytes.as_deref();
+            }
+        }
+    }
+    let plans: Vec<_> = plans.into_iter().collect();
+    store.record_shortcut(fingerprint, manifest_digest, &text, &plans)?;
     Ok(())
 }
 
