@@ -96,6 +96,28 @@ impl Store {
         })
     }
 
+    /// Forgets the short cuts whose image no name points at any more (re-tagged or
+    /// removed): they can never answer again, and each may hold a stat plan. Returns how
+    /// many were forgotten.
+    pub fn forget_dead_shortcuts(&self) -> Result<usize> {
+        let mut conn = self.conn();
+        write_tx(&mut conn, |tx| {
+            tx.execute(
+                "DELETE FROM shortcut_plans WHERE fingerprint IN
+                    (SELECT fingerprint FROM build_shortcuts
+                     WHERE manifest_digest NOT IN (SELECT manifest_digest FROM images))",
+                [],
+            )?;
+            let dead = tx.execute(
+                "DELETE FROM build_shortcuts
+                 WHERE manifest_digest NOT IN (SELECT manifest_digest FROM images)",
+                [],
+            )?;
+            self.delete_orphan_plans(tx)?;
+            Ok(dead)
+        })
+    }
+
     /// `plans/<hex>` for a well-formed plan digest; anything else names no file.
     fn plan_path(&self, digest: &str) -> Option<PathBuf> {
         let hex = digest.strip_prefix("plan:")?;
@@ -189,5 +211,29 @@ mod tests {
             .record_shortcut("h", "sha256:c", "{}", &[("plan:../../meta.db", Some(plan))])
             .unwrap();
         assert_eq!(store.stat_plan("plan:../../meta.db").unwrap(), None);
+    }
+
+    #[test]
+    fn short_cuts_to_images_no_name_points_at_are_forgotten() {
+        let (_dir, store) = crate::temp_store();
+        let manifest = |c: &str| crate::Digest::parse(&format!("sha256:{}", c.repeat(64))).unwrap();
+        let (live, dead) = (manifest("a"), manifest("b"));
+        let one = format!("plan:{}", "1".repeat(64));
+        let two = format!("plan:{}", "2".repeat(64));
+        store.tag("app:1", &dead).unwrap();
+        let (live_text, dead_text) = (live.to_string(), dead.to_string());
+        store
+            .record_shortcut("old", &dead_text, "{}", &[(&two, Some(b"two"))])
+            .unwrap();
+        // The name moves on to a newer build.
+        store.tag("app:1", &live).unwrap();
+        store
+            .record_shortcut("new", &live_text, "{}", &[(&one, Some(b"one"))])
+            .unwrap();
+        assert_eq!(store.forget_dead_shortcuts().unwrap(), 1);
+        assert!(store.shortcut("old").unwrap().is_none());
+        assert!(store.shortcut("new").unwrap().is_some());
+        assert_eq!(store.stat_plan(&two).unwrap(), None);
+        assert!(store.stat_plan(&one).unwrap().is_some());
     }
 }

@@ -239,6 +239,7 @@ pub fn prune(store: &Store, policy: &PrunePolicy) -> Result<PruneReport, GcError
     let _gc = store.lock("gc")?;
     remove::empty_trash(store)?;
     store.forget_dangling_refs()?;
+    store.forget_dead_shortcuts()?;
     let mut report = remove::orphan_dirs(store)?;
     let inv = scan::inventory(store)?;
     let now = now_ms();

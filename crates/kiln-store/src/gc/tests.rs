@@ -396,3 +396,23 @@ fn a_cache_mount_a_step_holds_is_never_removed() {
     drop(running);
     assert_eq!(ids(&prune(&store, &all).unwrap()), [key.as_str()]);
 }
+
+#[test]
+fn a_collection_forgets_short_cuts_whose_image_lost_its_name() {
+    let (_dir, store) = open();
+    let old = Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
+    let new = Digest::parse(&format!("sha256:{}", "b".repeat(64))).unwrap();
+    let plan = format!("plan:{}", "c".repeat(64));
+    store.tag("app:1", &old).unwrap();
+    store
+        .record_shortcut("commit-1", &old.to_string(), "{}", &[(&plan, Some(b"p"))])
+        .unwrap();
+    store.tag("app:1", &new).unwrap();
+    store
+        .record_shortcut("commit-2", &new.to_string(), "{}", &[])
+        .unwrap();
+    prune(&store, &PrunePolicy::default()).unwrap();
+    assert!(store.shortcut("commit-1").unwrap().is_none());
+    assert!(store.shortcut("commit-2").unwrap().is_some());
+    assert_eq!(store.stat_plan(&plan).unwrap(), None);
+}
