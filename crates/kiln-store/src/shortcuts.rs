@@ -88,10 +88,6 @@ impl Store {
                 "DELETE FROM build_shortcuts WHERE fingerprint = ?1",
                 [fingerprint],
             )?;
-            tx.execute(
-                "DELETE FROM shortcut_plans WHERE fingerprint = ?1",
-                [fingerprint],
-            )?;
             self.delete_orphan_plans(tx)
         })
     }
@@ -102,12 +98,6 @@ impl Store {
     pub fn forget_dead_shortcuts(&self) -> Result<usize> {
         let mut conn = self.conn();
         write_tx(&mut conn, |tx| {
-            tx.execute(
-                "DELETE FROM shortcut_plans WHERE fingerprint IN
-                    (SELECT fingerprint FROM build_shortcuts
-                     WHERE manifest_digest NOT IN (SELECT manifest_digest FROM images))",
-                [],
-            )?;
             let dead = tx.execute(
                 "DELETE FROM build_shortcuts
                  WHERE manifest_digest NOT IN (SELECT manifest_digest FROM images)",
@@ -125,9 +115,15 @@ impl Store {
         well_formed.then(|| self.root.join("plans").join(hex))
     }
 
-    /// Deletes the plan files no short cut refers to (and temp files of dead writers),
-    /// inside the write transaction: no other process can refer to one meanwhile.
+    /// Drops the references of forgotten short cuts, then deletes the plan files nothing
+    /// refers to (and temp files of dead writers), inside the write transaction: no other
+    /// process can refer to one meanwhile.
     fn delete_orphan_plans(&self, tx: &rusqlite::Transaction<'_>) -> Result<()> {
+        tx.execute(
+            "DELETE FROM shortcut_plans
+             WHERE fingerprint NOT IN (SELECT fingerprint FROM build_shortcuts)",
+            [],
+        )?;
         let dir = self.root.join("plans");
         let entries = std::fs::read_dir(&dir).map_err(io_err("read directory", &dir))?;
         let mut referenced =

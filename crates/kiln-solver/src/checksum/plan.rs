@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -206,7 +206,7 @@ impl<'a> Reader<'a> {
 /// a checksum taken now would equal the one the plan was recorded with. Any doubt (a
 /// damaged plan, an error other than a recorded absence) answers `false`.
 pub fn plan_holds(root: &Path, selection: &Selection, plan: &[u8]) -> bool {
-    let Some(groups) = parse_header(root, selection, plan) else {
+    let Some((root, groups)) = parse_header(root, selection, plan) else {
         return false;
     };
     let Ok(root) = std::fs::File::open(root) else {
@@ -224,8 +224,12 @@ pub fn plan_holds(root: &Path, selection: &Selection, plan: &[u8]) -> bool {
     .is_ok()
 }
 
-/// The groups of a plan recorded for this root and selection.
-fn parse_header<'a>(root: &Path, selection: &Selection, plan: &'a [u8]) -> Option<Vec<&'a [u8]>> {
+/// The canonical root and the groups of a plan recorded for this root and selection.
+fn parse_header<'a>(
+    root: &Path,
+    selection: &Selection,
+    plan: &'a [u8],
+) -> Option<(PathBuf, Vec<&'a [u8]>)> {
     let mut reader = Reader { bytes: plan };
     if reader.take(MAGIC.len())? != MAGIC {
         return None;
@@ -241,7 +245,7 @@ fn parse_header<'a>(root: &Path, selection: &Selection, plan: &'a [u8]) -> Optio
     let groups = (0..count)
         .map(|_| reader.sized())
         .collect::<Option<Vec<_>>>()?;
-    reader.bytes.is_empty().then_some(groups)
+    reader.bytes.is_empty().then_some((canonical, groups))
 }
 
 fn group_holds(root: libc::c_int, group: &[u8]) -> bool {
@@ -249,17 +253,13 @@ fn group_holds(root: libc::c_int, group: &[u8]) -> bool {
     let (Some(parent), Some(count)) = (reader.name(), reader.u32()) else {
         return false;
     };
+    // `None`: the directory is missing, so each of its names is absent.
     let dir = match open_dir(root, parent) {
-        Ok(dir) => dir,
-        // A missing directory: each of its names is absent.
+        Ok(dir) => Some(dir),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
         Err(_) => return false,
     };
-    let dirfd = match (&dir, parent.is_empty()) {
-        (Some(dir), _) => Some(dir.as_raw_fd()),
-        (None, true) => Some(root),
-        (None, false) => None,
-    };
+    let dirfd = dir.as_ref().map(AsRawFd::as_raw_fd);
     let mut stats = Sha256::new();
     for _ in 0..count {
         let Some(name) = reader.name() else {
@@ -276,21 +276,19 @@ fn group_holds(root: libc::c_int, group: &[u8]) -> bool {
     reader.bytes == stats.finalize().as_slice()
 }
 
-/// `parent` below the root as a directory handle (`None`: the root itself); not through
+/// `parent` below the root (empty: the root itself) as a directory handle; not through
 /// a symlink, which a recorded directory never is.
-fn open_dir(root: libc::c_int, parent: &CStr) -> std::io::Result<Option<OwnedFd>> {
-    if parent.is_empty() {
-        return Ok(None);
-    }
+fn open_dir(root: libc::c_int, parent: &CStr) -> std::io::Result<OwnedFd> {
+    let path = if parent.is_empty() { c"." } else { parent };
     let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY: `parent` is NUL-terminated and outlives the call; a returned descriptor is
+    // SAFETY: `path` is NUL-terminated and outlives the call; a returned descriptor is
     // owned by nothing else.
-    let fd = unsafe { libc::openat(root, parent.as_ptr(), flags) };
+    let fd = unsafe { libc::openat(root, path.as_ptr(), flags) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: `fd` was just opened and is not owned elsewhere.
-    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// `lstat` of `name` in `dirfd`, as the walk records it (the same device numbering as

@@ -65,20 +65,14 @@ pub fn shortcut(
         }
     }
     let mut refreshed = false;
-    // Reads of the same files by several steps share one plan: checked once.
-    let mut held = BTreeSet::new();
     for read in &mut inputs.reads {
         let mut plan_stored = false;
-        if let Some(digest) = &read.plan {
-            if held.contains(digest) {
+        if let Some(digest) = &read.plan
+            && let Some(bytes) = store.stat_plan(digest)?
+        {
+            plan_stored = true;
+            if plan_holds(&read.root, &read.selection, &bytes) {
                 continue;
-            }
-            if let Some(bytes) = store.stat_plan(digest)? {
-                plan_stored = true;
-                if plan_holds(&read.root, &read.selection, &bytes) {
-                    held.insert(digest.clone());
-                    continue;
-                }
             }
         }
         match checksum(store, &read.root, &read.selection) {
@@ -133,20 +127,23 @@ pub fn remember_shortcut(
     inputs: &ShortcutInputs,
 ) -> Result<(), SessionError> {
     let mut inputs = inputs.clone();
-    // A base image used by several stages is resolved once per use; one check is enough.
+    // A base image used by several stages is resolved once per use, and steps copying
+    // the same files read them once each; one check of each is enough.
     let mut seen = BTreeSet::new();
     inputs.images.retain(|pair| seen.insert(pair.clone()));
-    let text = serde_json::to_string(&inputs).unwrap_or_default();
-    let mut plans: BTreeMap<&str, Option<&[u8]>> = BTreeMap::new();
-    for read in &inputs.reads {
-        if let Some(digest) = &read.plan {
-            let bytes = plans.entry(digest).or_default();
-            if bytes.is_none() {
-                *bytes = read.plan_bytes.as_deref();
-            }
+    let mut reads: Vec<ContextRead> = Vec::with_capacity(inputs.reads.len());
+    for read in inputs.reads.drain(..) {
+        if !reads.contains(&read) {
+            reads.push(read);
         }
     }
-    let plans: Vec<_> = plans.into_iter().collect();
+    inputs.reads = reads;
+    let text = serde_json::to_string(&inputs).unwrap_or_default();
+    let plans: Vec<_> = inputs
+        .reads
+        .iter()
+        .filter_map(|read| Some((read.plan.as_deref()?, read.plan_bytes.as_deref())))
+        .collect();
     store.record_shortcut(fingerprint, manifest_digest, &text, &plans)?;
     Ok(())
 }
