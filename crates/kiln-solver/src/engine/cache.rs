@@ -235,61 +235,58 @@ impl Executor for CachedEngine<'_> {
     ) -> Result<Keyed, EngineError> {
         let key_inputs = self.key_inputs(node, inputs)?;
         let key = key_inputs.key();
+        let plain =
+            |inputs: &[Keyed]| -> Vec<Output> { inputs.iter().map(|i| i.output.clone()).collect() };
+        if !recorded(&node.op) {
+            let output = self.engine.execute(id, node, &plain(inputs), log)?;
+            return Ok(Keyed {
+                output,
+                key,
+                cached: false,
+                created_ms: 0,
+            });
+        }
         let store = self.engine.store();
         let step = self.policy.steps.get(&id).cloned().unwrap_or_default();
-        if recorded(&node.op) {
-            let usable = !self.policy.disabled && !self.policy.uncached.contains(&id);
-            if usable && let Some(record) = store.cache_lookup(&key)? {
-                let keyed = Keyed {
-                    output: Output::Fs(record.snapshot),
-                    key,
-                    cached: true,
-                    created_ms: record.created_ms,
-                };
-                self.queue_export(id, node, inputs, &keyed, &step, record.inputs);
-                return Ok(keyed);
-            }
-            if usable && let Some((keyed, stored)) = self.remote_hit(id, node, inputs, &key, &step)
-            {
-                self.queue_export(id, node, inputs, &keyed, &step, stored);
-                return Ok(keyed);
-            }
-            let reason = if self.policy.disabled || self.policy.uncached.contains(&id) {
-                "cache disabled for this step (--no-cache / --no-cache-filter)".to_string()
-            } else {
-                explain::reason(store, &step, &key, &key_inputs)
+        let usable = !self.policy.disabled && !self.policy.uncached.contains(&id);
+        if usable && let Some(record) = store.cache_lookup(&key)? {
+            let keyed = Keyed {
+                output: Output::Fs(record.snapshot),
+                key,
+                cached: true,
+                created_ms: record.created_ms,
             };
-            log(&format!("cache miss: {reason}"));
-            self.misses
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(Miss {
-                    node: id,
-                    step: step.clone(),
-                    reason,
-                });
+            self.queue_export(id, node, inputs, &keyed, &step, record.inputs);
+            return Ok(keyed);
         }
-        let plain: Vec<Output> = inputs.iter().map(|i| i.output.clone()).collect();
-        let output = self.engine.execute(id, node, &plain, log)?;
-        let mut stored = String::new();
-        if recorded(&node.op) {
-            stored = serde_json::to_string(&key_inputs).unwrap_or_default();
-            store.cache_insert(&key, output.snapshot(), &step, &stored)?;
+        if usable && let Some((keyed, stored)) = self.remote_hit(id, node, inputs, &key, &step) {
+            self.queue_export(id, node, inputs, &keyed, &step, stored);
+            return Ok(keyed);
         }
-        let created_ms = if recorded(&node.op) {
-            kiln_store::fsutil::now_ms()
+        let reason = if usable {
+            explain::reason(store, &step, &key, &key_inputs)
         } else {
-            0
+            "cache disabled for this step (--no-cache / --no-cache-filter)".to_string()
         };
+        log(&format!("cache miss: {reason}"));
+        self.misses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Miss {
+                node: id,
+                step: step.clone(),
+                reason,
+            });
+        let output = self.engine.execute(id, node, &plain(inputs), log)?;
+        let stored = serde_json::to_string(&key_inputs).unwrap_or_default();
+        store.cache_insert(&key, output.snapshot(), &step, &stored)?;
         let keyed = Keyed {
             output,
             key,
             cached: false,
-            created_ms,
+            created_ms: kiln_store::fsutil::now_ms(),
         };
-        if recorded(&node.op) {
-            self.queue_export(id, node, inputs, &keyed, &step, stored);
-        }
+        self.queue_export(id, node, inputs, &keyed, &step, stored);
         Ok(keyed)
     }
 
