@@ -14,21 +14,12 @@ use crate::sys;
 
 /// Removes untouched directories from `upper`; `lowers` is the chain below, top first.
 pub fn drop_untouched_dirs(upper: &Path, lowers: &[PathBuf]) -> Result<usize> {
-    let mut removed = 0;
-    let entries = fs::read_dir(upper).map_err(io_err("read", upper))?;
-    for entry in entries {
-        let entry = entry.map_err(io_err("read", upper))?;
-        let path = entry.path();
-        let kind = entry.file_type().map_err(io_err("stat", &path))?;
-        if kind.is_dir() {
-            removed += drop_in(&path, Path::new(&entry.file_name()), lowers)?;
-        }
-    }
-    Ok(removed)
+    Ok(drop_below(upper, Path::new(""), lowers)?.0)
 }
 
-/// Handles `dir` (at `rel` inside the layer) after its children; counts what went.
-fn drop_in(dir: &Path, rel: &Path, lowers: &[PathBuf]) -> Result<usize> {
+/// Handles the directories in `dir` (at `rel` inside the layer); counts what went and
+/// says whether `dir` is left empty.
+fn drop_below(dir: &Path, rel: &Path, lowers: &[PathBuf]) -> Result<(usize, bool)> {
     let mut removed = 0;
     let mut empty = true;
     for entry in fs::read_dir(dir).map_err(io_err("read", dir))? {
@@ -36,27 +27,31 @@ fn drop_in(dir: &Path, rel: &Path, lowers: &[PathBuf]) -> Result<usize> {
         let path = entry.path();
         let kind = entry.file_type().map_err(io_err("stat", &path))?;
         if kind.is_dir() {
-            removed += drop_in(&path, &rel.join(entry.file_name()), lowers)?;
-            if path.exists() {
-                empty = false;
-            }
+            let (below, gone) = drop_in(&path, &rel.join(entry.file_name()), lowers)?;
+            removed += below;
+            empty &= gone;
         } else {
             empty = false;
         }
     }
+    Ok((removed, empty))
+}
+
+/// Handles `dir` (at `rel` inside the layer) after its children; counts what went and
+/// says whether `dir` itself went.
+fn drop_in(dir: &Path, rel: &Path, lowers: &[PathBuf]) -> Result<(usize, bool)> {
+    let (mut removed, empty) = drop_below(dir, rel, lowers)?;
     if !empty || is_opaque(dir)? {
-        return Ok(removed);
+        return Ok((removed, false));
     }
-    let Some(below) = lowers
+    let Some(theirs) = lowers
         .iter()
-        .map(|l| l.join(rel))
-        .find(|p| p.symlink_metadata().is_ok())
+        .find_map(|l| l.join(rel).symlink_metadata().ok())
     else {
-        return Ok(removed);
+        return Ok((removed, false));
     };
-    let (mine, theirs) = match (dir.symlink_metadata(), below.symlink_metadata()) {
-        (Ok(m), Ok(t)) => (m, t),
-        _ => return Ok(removed),
+    let Ok(mine) = dir.symlink_metadata() else {
+        return Ok((removed, false));
     };
     let same = theirs.is_dir()
         && mine.mode() == theirs.mode()
@@ -66,7 +61,7 @@ fn drop_in(dir: &Path, rel: &Path, lowers: &[PathBuf]) -> Result<usize> {
         fs::remove_dir(dir).map_err(io_err("remove", dir))?;
         removed += 1;
     }
-    Ok(removed)
+    Ok((removed, same))
 }
 
 fn is_opaque(dir: &Path) -> Result<bool> {
