@@ -3,7 +3,6 @@
 //! entries marked `empty_layer`, as BuildKit does), and the config lowering described.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,7 +13,10 @@ use kiln_exporter::{
 use kiln_graph::lower::{HistoryEntry, ImageState, LoweredStage};
 use kiln_graph::{Graph, NodeId, Op};
 
-use super::lazy::{BlobLocation, LayerSettings, LazyFs, LazyLayer, local_blob};
+use super::lazy::{
+    BlobLocation, HashingReader, LayerSettings, LazyFs, LazyLayer, blob_error, local_blob,
+    verify_diff_id,
+};
 use super::{Engine, EngineError, Output};
 
 /// Layers and config of a stage's image.
@@ -165,32 +167,9 @@ fn lazy_layer(
 /// Fails with a `Blob` error (which costs a re-run, not the build) unless the blob at
 /// `path` uncompresses to a tar whose digest is `layer`'s diff_id.
 fn check_diff_id(layer: &LazyLayer, path: &Path) -> Result<(), EngineError> {
-    use sha2::Digest as _;
-    let blob_error = |message: String| EngineError::Blob {
-        digest: layer.digest.clone(),
-        message,
-    };
-    let file = std::fs::File::open(path).map_err(|e| blob_error(e.to_string()))?;
-    let mut tar = kiln_exporter::decompressed(file).map_err(|e| blob_error(e.to_string()))?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buffer = vec![0u8; 256 * 1024];
-    loop {
-        let n = tar
-            .read(&mut buffer)
-            .map_err(|e| blob_error(e.to_string()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    let diff_id = format!("sha256:{}", hex::encode(hasher.finalize()));
-    if diff_id != layer.diff_id {
-        return Err(blob_error(format!(
-            "its content has diff_id {diff_id}, not {} as recorded",
-            layer.diff_id
-        )));
-    }
-    Ok(())
+    let file = std::fs::File::open(path).map_err(|e| blob_error(layer, e))?;
+    let tar = kiln_exporter::decompressed(file).map_err(|e| blob_error(layer, e))?;
+    verify_diff_id(layer, HashingReader::new(tar))
 }
 
 /// Remembers that the diff of snapshot `id` is `layer`'s blob (at `path`) for `options`,

@@ -223,7 +223,7 @@ impl fmt::Debug for LazyFs {
 }
 
 /// Error for a blob that could not be had or did not match its digests.
-fn blob_error(layer: &LazyLayer, message: impl fmt::Display) -> EngineError {
+pub(super) fn blob_error(layer: &LazyLayer, message: impl fmt::Display) -> EngineError {
     EngineError::Blob {
         digest: layer.digest.clone(),
         message: message.to_string(),
@@ -359,18 +359,9 @@ fn apply_once(
         }
         Err(error) => return Err(error.into()),
     };
-    // The tar reader may stop at the end-of-archive marker: hash whatever padding follows.
-    let drained = std::io::copy(&mut hashing, &mut std::io::sink());
-    let diff_id = format!("sha256:{}", hex::encode(hashing.hasher.finalize()));
-    if drained.is_err() || diff_id != layer.diff_id {
+    if let Err(error) = verify_diff_id(layer, hashing) {
         let _ = engine.snapshotter().remove(&record.id);
-        return Err(blob_error(
-            layer,
-            format!(
-                "its content has diff_id {diff_id}, not {} as recorded",
-                layer.diff_id
-            ),
-        ));
+        return Err(error);
     }
     store.set_snapshot_key(&record.id, &key)?;
     if let Some(options) = layer.written_with.as_ref().and_then(LayerSettings::options) {
@@ -380,14 +371,35 @@ fn apply_once(
     Ok(record.id)
 }
 
+/// Reads the rest of `hashing` and checks that the whole uncompressed tar has `layer`'s
+/// diff_id; if not, a `Blob` error (which costs a re-run, not the build).
+pub(super) fn verify_diff_id<R: Read>(
+    layer: &LazyLayer,
+    mut hashing: HashingReader<R>,
+) -> Result<(), EngineError> {
+    // A tar reader may stop at the end-of-archive marker: hash whatever padding follows.
+    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| blob_error(layer, e))?;
+    let diff_id = format!("sha256:{}", hex::encode(hashing.hasher.finalize()));
+    if diff_id != layer.diff_id {
+        return Err(blob_error(
+            layer,
+            format!(
+                "its content has diff_id {diff_id}, not {} as recorded",
+                layer.diff_id
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Hashes what passes through (the uncompressed tar, for its diff_id).
-struct HashingReader<R> {
+pub(super) struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
 }
 
 impl<R: Read> HashingReader<R> {
-    fn new(inner: R) -> Self {
+    pub(super) fn new(inner: R) -> Self {
         Self {
             inner,
             hasher: Sha256::new(),
