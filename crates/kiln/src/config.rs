@@ -244,11 +244,10 @@ pub fn auto_gc(store: &Store) -> Result<Option<PruneReport>, ConfigError> {
         Some(lock) => drop(lock),
         None => return Ok(None),
     }
-    let mut report = PruneReport::default();
-    for policy in &config.gc.policies {
-        report.extend(gc::prune(store, policy)?);
+    if config.gc.policies.is_empty() {
+        return Ok(Some(PruneReport::default()));
     }
-    Ok(Some(report))
+    Ok(Some(gc::prune_policies(store, &config.gc.policies)?))
 }
 
 #[cfg(test)]
