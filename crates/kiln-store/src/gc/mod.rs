@@ -105,6 +105,12 @@ impl std::fmt::Display for RecordKind {
     }
 }
 
+/// A filter as buildkit writes them, `KEY==VALUE` or `KEY=VALUE`, split into key and value;
+/// `None` without either sign.
+pub fn split_filter(filter: &str) -> Option<(&str, &str)> {
+    filter.split_once("==").or_else(|| filter.split_once('='))
+}
+
 /// One thing taking space in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageRecord {

@@ -17,6 +17,7 @@ use kiln_solver::session::{
 use kiln_store::Store;
 
 use super::build::BuildArgs;
+use super::open_store;
 use crate::progress::{Progress, ProgressMode};
 
 /// A failure with the exit code it deserves.
@@ -32,14 +33,6 @@ impl<E: std::fmt::Display> From<E> for Failure {
             code: 1,
         }
     }
-}
-
-pub fn open_store(root: Option<&Path>) -> Result<Arc<Store>, Failure> {
-    let root = match root {
-        Some(root) => root.to_path_buf(),
-        None => Store::default_root()?,
-    };
-    Ok(Arc::new(Store::open(&root)?))
 }
 
 /// Everything `kiln build` was asked for, checked before anything runs.
@@ -228,7 +221,7 @@ pub fn run_build(
         None
     };
     crate::timing::mark("request prepared");
-    let store = open_store(root)?;
+    let store = Arc::new(open_store(root)?);
     crate::timing::mark("store open");
     if let Some(exported) = answer_from_record(&store, fingerprint.as_deref(), &request, mode)? {
         if args.explain {
@@ -519,7 +512,7 @@ pub fn print_plan(
     build_args: &BTreeMap<String, String>,
 ) -> Result<(), Failure> {
     let plan_input = prepare(args, label, text, build_args)?;
-    let store = open_store(root)?;
+    let store = Arc::new(open_store(root)?);
     let images = registry_images(store, args.pull);
     let mut graph = Graph::new();
     let stage = plan(&mut graph, &images, &plan_input.request)?;
