@@ -34,7 +34,8 @@ pub use policy::{cache_policy, check_entitlements, step_scope};
 pub use push::{PushReport, push_image};
 pub use remote::{open_cache_exports, open_cache_imports};
 pub use shortcut::{
-    SINGLE_IMAGE, ShortcutInputs, publish as publish_stored, remember_shortcut, shortcut,
+    SINGLE_IMAGE, ShortcutInputs, fetches_urls, fingerprint_of, publish as publish_stored,
+    remember_shortcut, shortcut,
 };
 
 #[derive(Debug, thiserror::Error)]

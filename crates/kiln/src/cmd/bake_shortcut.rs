@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use kiln_bake::Resolved;
 use kiln_bake::build_opt::build_opt;
 use kiln_graph::Graph;
-use kiln_solver::session::{ExportRequest, ShortcutInputs, Solved, publish_stored, shortcut};
+use kiln_solver::session::{
+    ExportRequest, ShortcutInputs, Solved, fetches_urls, fingerprint_of, publish_stored, shortcut,
+};
 use kiln_store::Store;
 
 use super::bake_exec::BakeRun;
@@ -72,11 +74,7 @@ pub fn fingerprint(resolved: &Resolved, wanted: &[String], run: &BakeRun<'_>) ->
         "targets": inputs,
         "source_date_epoch": std::env::var("SOURCE_DATE_EPOCH").ok(),
     });
-    let bytes = serde_json::to_vec(&document).ok()?;
-    Some(format!(
-        "sha256:{}",
-        kiln_store::Digest::of_bytes(&bytes).hex()
-    ))
+    fingerprint_of(&document)
 }
 
 /// Answers every wanted target from the record of `fingerprint`, if nothing changed:
@@ -132,16 +130,10 @@ pub fn remember(
     let Some(fingerprint) = fingerprint else {
         return Ok(());
     };
-    let fetches = graph.required(roots).iter().any(|id| {
-        matches!(
-            graph.node(*id).map(|n| &n.op),
-            Some(kiln_graph::Op::Http(_))
-        )
-    });
     let Some(first) = made.values().next().cloned() else {
         return Ok(());
     };
-    if fetches {
+    if fetches_urls(graph, roots) {
         return Ok(());
     }
     let inputs = ShortcutInputs {

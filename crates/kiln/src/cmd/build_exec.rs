@@ -11,8 +11,8 @@ use kiln_solver::engine::{SecretSource, parse_secret_flag};
 use kiln_solver::remote_cache::{CacheBackend, CacheSpec, ExportReport, parse_cache_spec};
 use kiln_solver::session::{
     ExportRequest, ExportedImage, OutputSpec, SINGLE_IMAGE, Session, SessionError, ShortcutInputs,
-    SolveSettings, Solved, cache_policy, check_entitlements, open_cache_exports,
-    open_cache_imports, parse_output, publish_stored, shortcut, step_scope,
+    SolveSettings, Solved, cache_policy, check_entitlements, fetches_urls, fingerprint_of,
+    open_cache_exports, open_cache_imports, parse_output, publish_stored, shortcut, step_scope,
 };
 use kiln_store::Store;
 
@@ -364,13 +364,7 @@ fn build_the_long_way(
     }
     let exported = session.export(&graph, &stage, &outcome, request)?;
     report_cache_warnings(session, None)?;
-    // A URL's content is not checked again by the short cut, so such builds never use it.
-    let fetches = graph.required(&[stage.fs]).iter().any(|id| {
-        matches!(
-            graph.node(*id).map(|n| &n.op),
-            Some(kiln_graph::Op::Http(_))
-        )
-    });
+    let fetches = fetches_urls(&graph, &[stage.fs]);
     // A cache-only build made no image to answer with.
     let made_image = !exported.manifest_digest.is_empty();
     if let (Some(fingerprint), false, true) = (fingerprint, fetches, made_image) {
@@ -421,11 +415,7 @@ fn shortcut_fingerprint(args: &BuildArgs, plan: &Plan) -> Option<String> {
         "compression": plan.outputs.iter().map(|o| (o.compression.clone(), o.compression_level)).collect::<Vec<_>>(),
         "source_date_epoch": plan.source_date_epoch,
     });
-    let bytes = serde_json::to_vec(&document).ok()?;
-    Some(format!(
-        "sha256:{}",
-        kiln_store::Digest::of_bytes(&bytes).hex()
-    ))
+    fingerprint_of(&document)
 }
 
 /// The `.dockerignore` patterns a build of `dockerfile` in `context` uses, as written
