@@ -8,13 +8,14 @@ use std::collections::BTreeMap;
 use kiln_bake::Resolved;
 use kiln_bake::build_opt::build_opt;
 use kiln_graph::Graph;
+use kiln_solver::build::ignore_patterns;
 use kiln_solver::session::{
     ExportRequest, ShortcutInputs, Solved, fetches_urls, fingerprint_of, publish_stored, shortcut,
 };
 use kiln_store::Store;
 
 use super::bake_exec::BakeRun;
-use super::build_exec::{Failure, ignore_patterns};
+use super::build_exec::Failure;
 
 /// The fingerprint of a bake request: every resolved target (all their attributes, as
 /// resolution from the bake files, variables, `--set` and the environment left them),
@@ -61,7 +62,7 @@ pub fn fingerprint(resolved: &Resolved, wanted: &[String], run: &BakeRun<'_>) ->
             // Debug shows every attribute; the kiln version below pins its format.
             "target": format!("{target:?}"),
             "dockerfile": dockerfile,
-            "ignore": ignore_patterns(&context, &dockerfile_path),
+            "ignore": ignore_patterns(&context, &dockerfile_path).ok().flatten(),
         }));
     }
     let document = serde_json::json!({

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kiln_graph::Graph;
-use kiln_solver::build::{BuildRequest, StoreImages, parse_build_context, plan};
+use kiln_solver::build::{BuildRequest, StoreImages, ignore_patterns, parse_build_context, plan};
 use kiln_solver::engine::cache::Miss;
 use kiln_solver::engine::{SecretSource, parse_secret_flag};
 use kiln_solver::remote_cache::{CacheBackend, CacheSpec, ExportReport, parse_cache_spec};
@@ -397,7 +397,7 @@ fn shortcut_fingerprint(args: &BuildArgs, plan: &Plan) -> Option<String> {
             .dockerfile_path
             .clone()
             .unwrap_or_else(|| dir.join("Dockerfile"));
-        ignore_patterns(dir, &dockerfile)
+        ignore_patterns(dir, &dockerfile).ok().flatten()
     });
     let document = serde_json::json!({
         "format": 1,
@@ -416,21 +416,6 @@ fn shortcut_fingerprint(args: &BuildArgs, plan: &Plan) -> Option<String> {
         "source_date_epoch": plan.source_date_epoch,
     });
     fingerprint_of(&document)
-}
-
-/// The `.dockerignore` patterns a build of `dockerfile` in `context` uses, as written
-/// (exceptions with their `!`), for fingerprints.
-pub fn ignore_patterns(context: &Path, dockerfile: &Path) -> Option<Vec<String>> {
-    kiln_frontend::dockerignore::load_for_build(context, dockerfile)
-        .ok()
-        .flatten()
-        .map(|f| {
-            f.matcher
-                .patterns()
-                .iter()
-                .map(|p| format!("{}{}", if p.is_exception() { "!" } else { "" }, p.pattern()))
-                .collect()
-        })
 }
 
 /// A build session on an open store; Ctrl-C and SIGTERM cancel it.
