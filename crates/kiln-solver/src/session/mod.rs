@@ -71,17 +71,8 @@ pub struct Session {
 }
 
 impl Session {
-    /// Opens the store for a build: containers and mounts a killed kiln left behind are
-    /// cleaned up first.
-    pub fn open(
-        store: Arc<Store>,
-        secrets: HashMap<String, SecretSource>,
-    ) -> Result<Self, SessionError> {
-        Self::open_with_images(store.clone(), secrets, StoreImages::new(store))
-    }
-
-    /// Like [`Session::open`], with images resolved by `images` (which may reach
-    /// registries).
+    /// Opens the store for a build, with images resolved by `images` (which may reach
+    /// registries): containers and mounts a killed kiln left behind are cleaned up first.
     pub fn open_with_images(
         store: Arc<Store>,
         secrets: HashMap<String, SecretSource>,

@@ -10,8 +10,8 @@
 //! checksum decides, and a match records the new plan so the next no-op is fast again.
 //!
 //! Everything here works on the store alone, before a [`Session`] is opened: an answer
-//! from the short cut needs no worker, so the stale-container cleanup `Session::open`
-//! does is left to the next build that runs something.
+//! from the short cut needs no worker, so the stale-container cleanup
+//! `Session::open_with_images` does is left to the next build that runs something.
 
 use std::collections::{BTreeMap, BTreeSet};
 
