@@ -18,23 +18,22 @@ pub struct ProcessLock {
 impl ProcessLock {
     /// Blocks until the exclusive lock on `path` (created if missing) is ours.
     pub fn acquire(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
-        loop {
-            let file = open_lock_file(&path)?;
-            file.lock().map_err(io_err("lock", &path))?;
-            if still_at_path(&file, &path) {
-                return Ok(Self { file, path });
-            }
-        }
+        Self::acquire_with(path.as_ref(), File::lock)
     }
 
     /// Blocks until a shared hold on `path` is ours: any number of shared holders at
     /// once, none while someone holds it exclusively.
     pub fn acquire_shared(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
+        Self::acquire_with(path.as_ref(), File::lock_shared)
+    }
+
+    /// Blocks in `lock` until the file at `path` is locked, starting over when the file
+    /// was replaced meanwhile.
+    fn acquire_with(path: &Path, lock: fn(&File) -> std::io::Result<()>) -> Result<Self> {
+        let path = path.to_path_buf();
         loop {
             let file = open_lock_file(&path)?;
-            file.lock_shared().map_err(io_err("lock", &path))?;
+            lock(&file).map_err(io_err("lock", &path))?;
             if still_at_path(&file, &path) {
                 return Ok(Self { file, path });
             }

@@ -46,6 +46,10 @@ impl Store {
                      inputs = excluded.inputs, created_ms = excluded.created_ms",
                 params![fingerprint, manifest_digest, inputs, now],
             )?;
+            let previous: Vec<String> = tx
+                .prepare_cached("SELECT plan_digest FROM shortcut_plans WHERE fingerprint = ?1")?
+                .query_map([fingerprint], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
             tx.execute(
                 "DELETE FROM shortcut_plans WHERE fingerprint = ?1",
                 [fingerprint],
@@ -65,7 +69,7 @@ impl Store {
                     params![fingerprint, digest],
                 )?;
             }
-            self.delete_orphan_plans(tx)
+            self.delete_unreferenced_plans(tx, &previous)
         })
     }
 
@@ -81,6 +85,8 @@ impl Store {
         }
     }
 
+    /// Forgets what `fingerprint` made. Rare, unlike recording, so it sweeps every plan
+    /// file nothing refers to (and temp files of dead writers), as collection does.
     pub fn forget_shortcut(&self, fingerprint: &str) -> Result<()> {
         let mut conn = self.conn();
         write_tx(&mut conn, |tx| {
@@ -115,6 +121,31 @@ impl Store {
         well_formed.then(|| self.root.join("plans").join(hex))
     }
 
+    /// Deletes the files of those of `digests` no short cut refers to any more, inside the
+    /// write transaction that dropped the references: no other process can refer to one
+    /// meanwhile.
+    fn delete_unreferenced_plans(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        digests: &[String],
+    ) -> Result<()> {
+        let mut referenced =
+            tx.prepare_cached("SELECT 1 FROM shortcut_plans WHERE plan_digest = ?1 LIMIT 1")?;
+        for digest in digests {
+            let Some(path) = self.plan_path(digest) else {
+                continue;
+            };
+            if referenced
+                .query_row([digest], |_| Ok(()))
+                .optional()?
+                .is_none()
+            {
+                remove_plan_file(&path)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Drops the references of forgotten short cuts, then deletes the plan files nothing
     /// refers to (and temp files of dead writers), inside the write transaction: no other
     /// process can refer to one meanwhile.
@@ -141,15 +172,18 @@ impl Store {
                     .optional()?
                     .is_some();
             if !keep {
-                let path = entry.path();
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io_err("remove", &path)(e)),
-                }
+                remove_plan_file(&entry.path())?;
             }
         }
         Ok(())
+    }
+}
+
+fn remove_plan_file(path: &std::path::Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("remove", path)(e)),
     }
 }
 
@@ -207,6 +241,26 @@ mod tests {
             .record_shortcut("h", "sha256:c", "{}", &[("plan:../../meta.db", Some(plan))])
             .unwrap();
         assert_eq!(store.stat_plan("plan:../../meta.db").unwrap(), None);
+    }
+
+    #[test]
+    fn re_recording_deletes_the_plan_it_no_longer_refers_to() {
+        let (_dir, store) = crate::temp_store();
+        let one = format!("plan:{}", "1".repeat(64));
+        let two = format!("plan:{}", "2".repeat(64));
+        store
+            .record_shortcut("f", "sha256:a", "{}", &[(&one, Some(b"one"))])
+            .unwrap();
+        store
+            .record_shortcut("f", "sha256:a", "{}", &[(&two, Some(b"two"))])
+            .unwrap();
+        assert_eq!(store.stat_plan(&one).unwrap(), None);
+        assert_eq!(store.stat_plan(&two).unwrap().as_deref(), Some(&b"two"[..]));
+        // Kept when recorded again unchanged.
+        store
+            .record_shortcut("f", "sha256:a", "{}", &[(&two, None)])
+            .unwrap();
+        assert_eq!(store.stat_plan(&two).unwrap().as_deref(), Some(&b"two"[..]));
     }
 
     #[test]

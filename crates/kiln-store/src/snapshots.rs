@@ -175,8 +175,10 @@ impl Store {
         })
     }
 
-    /// Forgets a snapshot that nothing builds on; the caller deletes its directory after.
-    /// `Ok(false)` if it did not exist.
+    /// Forgets a snapshot that nothing builds on, together with everything that points at
+    /// it (its cache records and build root rows) in one transaction, so no row ever names
+    /// a missing snapshot; the caller deletes its directory after. `Ok(false)` if it did
+    /// not exist.
     pub fn remove_snapshot(&self, id: &str) -> Result<bool> {
         let mut conn = self.conn();
         write_tx(&mut conn, |tx| {
@@ -192,6 +194,8 @@ impl Store {
                     children,
                 });
             }
+            tx.execute("DELETE FROM cache_records WHERE snapshot = ?1", [id])?;
+            tx.execute("DELETE FROM build_roots WHERE snapshot = ?1", [id])?;
             Ok(tx.execute("DELETE FROM snapshots WHERE id = ?1", [id])? > 0)
         })
     }

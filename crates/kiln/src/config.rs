@@ -195,9 +195,8 @@ fn parse_filters(filters: &[String]) -> Result<Vec<RecordKind>, String> {
     let mut kinds = Vec::new();
     for part in filters.iter().flat_map(|f| f.split(',')) {
         let part = part.trim();
-        let value = part
-            .strip_prefix("type==")
-            .or_else(|| part.strip_prefix("type="))
+        let (_, value) = gc::split_filter(part)
+            .filter(|(key, _)| *key == "type")
             .ok_or_else(|| format!("unsupported filter {part:?} (only type=... is)"))?;
         kinds.push(RecordKind::parse(value).map_err(|e| e.to_string())?);
     }
@@ -244,11 +243,10 @@ pub fn auto_gc(store: &Store) -> Result<Option<PruneReport>, ConfigError> {
         Some(lock) => drop(lock),
         None => return Ok(None),
     }
-    let mut report = PruneReport::default();
-    for policy in &config.gc.policies {
-        report.extend(gc::prune(store, policy)?);
+    if config.gc.policies.is_empty() {
+        return Ok(Some(PruneReport::default()));
     }
-    Ok(Some(report))
+    Ok(Some(gc::prune_policies(store, &config.gc.policies)?))
 }
 
 #[cfg(test)]

@@ -25,6 +25,25 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> i32 {
     }
 }
 
+/// How long ago, in the words docker uses (`About a minute`, `3 days`, `2 months`).
+pub fn human_duration(ms: i64) -> String {
+    let secs = ms.max(0) / 1000;
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    let (minute, hour, day) = (60, 3600, 86_400);
+    match secs {
+        0 => "Less than a second".into(),
+        s if s < minute => plural(s, "second"),
+        s if s < 2 * minute => "About a minute".into(),
+        s if s < hour => plural(s / minute, "minute"),
+        s if s < 2 * hour => "About an hour".into(),
+        s if s < 2 * day => plural(s / hour, "hour"),
+        s if s < 14 * day => plural(s / day, "day"),
+        s if s < 60 * day => plural(s / (7 * day), "week"),
+        s if s < 730 * day => plural(s / (30 * day), "month"),
+        s => plural(s / (365 * day), "year"),
+    }
+}
+
 /// Rows of cells as a table: columns padded to their widest cell plus three spaces, as
 /// docker prints `images` and `buildx du`; trailing spaces trimmed.
 pub fn align_columns<R: AsRef<[String]>>(cells: &[R]) -> String {

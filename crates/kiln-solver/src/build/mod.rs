@@ -6,7 +6,7 @@ mod images;
 mod pull;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kiln_frontend::dockerfile::{
     Dockerfile, FrontendError, Platform, ResolveOptions, ResolvedBuild, StageBase,
@@ -18,6 +18,29 @@ use kiln_graph::lower::{
 
 pub use images::StoreImages;
 pub use pull::{RegistryBlobs, still_pulled};
+
+/// The `.dockerignore` patterns a build of `dockerfile` in `context` uses, as written
+/// (exceptions with their `!`); `Ok(None)` without an ignore file.
+pub fn ignore_patterns(
+    context: &Path,
+    dockerfile: &Path,
+) -> Result<Option<Vec<String>>, BuildError> {
+    let file = kiln_frontend::dockerignore::load_for_build(context, dockerfile)
+        .map_err(|e| BuildError::Input(e.to_string()))?;
+    Ok(file.map(|f| {
+        f.matcher
+            .patterns()
+            .iter()
+            .map(|p| {
+                if p.is_exception() {
+                    format!("!{}", p.pattern())
+                } else {
+                    p.pattern().to_string()
+                }
+            })
+            .collect()
+    }))
+}
 
 /// What one Dockerfile build asks for.
 #[derive(Debug, Clone, Default)]
@@ -116,23 +139,7 @@ pub fn plan(
                 .dockerfile_path
                 .clone()
                 .unwrap_or_else(|| dir.join("Dockerfile"));
-            let ignore = kiln_frontend::dockerignore::load_for_build(dir, &dockerfile)
-                .map_err(|e| BuildError::Input(e.to_string()))?;
-            let patterns = ignore
-                .map(|file| {
-                    file.matcher
-                        .patterns()
-                        .iter()
-                        .map(|p| {
-                            if p.is_exception() {
-                                format!("!{}", p.pattern())
-                            } else {
-                                p.pattern().to_string()
-                            }
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let patterns = ignore_patterns(dir, &dockerfile)?.unwrap_or_default();
             (dir.display().to_string(), patterns)
         }
         None => (String::new(), Vec::new()),
@@ -215,4 +222,21 @@ fn located(file: &str, text: &str, error: LowerError) -> BuildError {
         message,
         hint: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignore_patterns_are_read_as_written_and_absent_without_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let dockerfile = dir.path().join("Dockerfile");
+        assert_eq!(ignore_patterns(dir.path(), &dockerfile).unwrap(), None);
+        std::fs::write(dir.path().join(".dockerignore"), "*.log\n!keep.log\n").unwrap();
+        assert_eq!(
+            ignore_patterns(dir.path(), &dockerfile).unwrap(),
+            Some(vec!["*.log".to_owned(), "!keep.log".to_owned()])
+        );
+    }
 }

@@ -34,7 +34,8 @@ pub use policy::{cache_policy, check_entitlements, step_scope};
 pub use push::{PushReport, push_image};
 pub use remote::{open_cache_exports, open_cache_imports};
 pub use shortcut::{
-    SINGLE_IMAGE, ShortcutInputs, publish as publish_stored, remember_shortcut, shortcut,
+    SINGLE_IMAGE, ShortcutInputs, fetches_urls, fingerprint_of, publish as publish_stored,
+    remember_shortcut, shortcut,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -70,17 +71,8 @@ pub struct Session {
 }
 
 impl Session {
-    /// Opens the store for a build: containers and mounts a killed kiln left behind are
-    /// cleaned up first.
-    pub fn open(
-        store: Arc<Store>,
-        secrets: HashMap<String, SecretSource>,
-    ) -> Result<Self, SessionError> {
-        Self::open_with_images(store.clone(), secrets, StoreImages::new(store))
-    }
-
-    /// Like [`Session::open`], with images resolved by `images` (which may reach
-    /// registries).
+    /// Opens the store for a build, with images resolved by `images` (which may reach
+    /// registries): containers and mounts a killed kiln left behind are cleaned up first.
     pub fn open_with_images(
         store: Arc<Store>,
         secrets: HashMap<String, SecretSource>,

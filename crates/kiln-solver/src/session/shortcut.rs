@@ -10,8 +10,8 @@
 //! checksum decides, and a match records the new plan so the next no-op is fast again.
 //!
 //! Everything here works on the store alone, before a [`Session`] is opened: an answer
-//! from the short cut needs no worker, so the stale-container cleanup `Session::open`
-//! does is left to the next build that runs something.
+//! from the short cut needs no worker, so the stale-container cleanup
+//! `Session::open_with_images` does is left to the next build that runs something.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use kiln_exporter::BuiltImage;
 use kiln_exporter::imagestore;
-use kiln_store::Store;
+use kiln_graph::{Graph, NodeId, Op};
+use kiln_store::{Digest, Store};
 
 use super::export::{ExportRequest, ExportedImage, write_outputs};
 use super::{Session, SessionError, check_outputs};
@@ -36,6 +37,22 @@ pub struct ShortcutInputs {
     /// record's own.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub targets: BTreeMap<String, String>,
+}
+
+/// The fingerprint a request's short cut is recorded under: the digest of `document`,
+/// which holds everything the result depends on besides what [`shortcut`] checks itself.
+pub fn fingerprint_of(document: &serde_json::Value) -> Option<String> {
+    let bytes = serde_json::to_vec(document).ok()?;
+    Some(Digest::of_bytes(&bytes).to_string())
+}
+
+/// Whether building `roots` fetches a URL: its content is not checked again by the short
+/// cut, so such a build is never recorded.
+pub fn fetches_urls(graph: &Graph, roots: &[NodeId]) -> bool {
+    graph
+        .required(roots)
+        .iter()
+        .any(|id| matches!(graph.node(*id).map(|n| &n.op), Some(Op::Http(_))))
 }
 
 /// The key a build's single image is answered under by [`shortcut`].
@@ -169,5 +186,35 @@ impl Session {
         inputs: &ShortcutInputs,
     ) -> Result<(), SessionError> {
         remember_shortcut(&self.store, fingerprint, manifest_digest, inputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_graph::HttpSource;
+
+    #[test]
+    fn only_a_url_the_roots_need_keeps_a_build_from_being_recorded() {
+        let mut graph = Graph::new();
+        let scratch = graph.add(Op::Scratch, vec![], "").unwrap();
+        let fetch = Op::Http(HttpSource {
+            url: "https://example.invalid/a".into(),
+            checksum: None,
+            filename: "a".into(),
+        });
+        let url = graph.add(fetch, vec![], "ADD").unwrap();
+        let merged = graph.add(Op::Merge, vec![scratch, url], "").unwrap();
+        assert!(!fetches_urls(&graph, &[scratch]));
+        assert!(fetches_urls(&graph, &[merged]));
+        assert!(fetches_urls(&graph, &[scratch, url]));
+    }
+
+    #[test]
+    fn a_fingerprint_is_the_documents_digest() {
+        let document = serde_json::json!({"a": 1});
+        let expected = Digest::of_bytes(br#"{"a":1}"#).to_string();
+        assert!(expected.starts_with("sha256:"));
+        assert_eq!(fingerprint_of(&document), Some(expected));
     }
 }

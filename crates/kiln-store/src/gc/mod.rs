@@ -105,6 +105,12 @@ impl std::fmt::Display for RecordKind {
     }
 }
 
+/// A filter as buildkit writes them, `KEY==VALUE` or `KEY=VALUE`, split into key and value;
+/// `None` without either sign.
+pub fn split_filter(filter: &str) -> Option<(&str, &str)> {
+    filter.split_once("==").or_else(|| filter.split_once('='))
+}
+
 /// One thing taking space in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageRecord {
@@ -236,12 +242,42 @@ pub fn usage(store: &Store) -> Result<Usage, GcError> {
 /// Removes what `policy` allows, least recently used first, until its size limits are met.
 /// Snapshots go leaves first, each with its cache records in one transaction.
 pub fn prune(store: &Store, policy: &PrunePolicy) -> Result<PruneReport, GcError> {
+    prune_policies(store, std::slice::from_ref(policy))
+}
+
+/// [`prune`] with each policy in turn, under one hold of the gc lock and with the
+/// housekeeping (trash, dangling references, dead short cuts, orphan directories) done
+/// once: policies remove only rows and files that leave nothing for it to do again.
+pub fn prune_policies(store: &Store, policies: &[PrunePolicy]) -> Result<PruneReport, GcError> {
     let _gc = store.lock("gc")?;
     remove::empty_trash(store)?;
     store.forget_dangling_refs()?;
     store.forget_dead_shortcuts()?;
     let mut report = remove::orphan_dirs(store)?;
-    let inv = scan::inventory(store)?;
+    let mut inv: Option<scan::Inventory> = None;
+    for policy in policies {
+        // A policy that removed something changed sizes, parents and roots: take stock
+        // again. One that removed nothing left the stock as it was.
+        let current = match inv.take() {
+            Some(inv) => inv,
+            None => scan::inventory(store)?,
+        };
+        let removed = apply_policy(store, &current, policy)?;
+        if removed.removed.is_empty() {
+            inv = Some(current);
+        }
+        report.extend(removed);
+    }
+    Ok(report)
+}
+
+/// One policy's removals from the stock `inv` taken under the gc lock.
+fn apply_policy(
+    store: &Store,
+    inv: &scan::Inventory,
+    policy: &PrunePolicy,
+) -> Result<PruneReport, GcError> {
+    let mut report = PruneReport::default();
     let now = now_ms();
     let fs = if policy.needs_fs() {
         Some(fs_space(store.root())?)

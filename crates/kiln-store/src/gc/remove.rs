@@ -35,7 +35,7 @@ fn remove_snapshot(store: &Store, record: &UsageRecord) -> Result<bool, GcError>
         Some(used) if used <= record.last_used_ms => {}
         _ => return Ok(false),
     }
-    match store.forget_snapshot_and_refs(&record.id) {
+    match store.remove_snapshot(&record.id) {
         Ok(existed) => {
             to_trash(store, &dir)?;
             Ok(existed)

@@ -113,29 +113,6 @@ impl Store {
         })
     }
 
-    /// Forgets snapshot `id` together with everything that points at it (its cache records
-    /// and build root rows) in one transaction, so no row ever names a missing snapshot.
-    /// Refuses while other snapshots build on it. `Ok(false)` if it did not exist.
-    pub(crate) fn forget_snapshot_and_refs(&self, id: &str) -> Result<bool> {
-        let mut conn = self.conn();
-        write_tx(&mut conn, |tx| {
-            let children: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM snapshots WHERE parent = ?1",
-                [id],
-                |r| r.get(0),
-            )?;
-            if children > 0 {
-                return Err(Error::SnapshotHasChildren {
-                    id: id.to_owned(),
-                    children: u64::try_from(children).unwrap_or(0),
-                });
-            }
-            tx.execute("DELETE FROM cache_records WHERE snapshot = ?1", [id])?;
-            tx.execute("DELETE FROM build_roots WHERE snapshot = ?1", [id])?;
-            Ok(tx.execute("DELETE FROM snapshots WHERE id = ?1", [id])? > 0)
-        })
-    }
-
     /// Removes cache records and build roots naming snapshots that no longer exist (left by
     /// a crash or by an older kiln that removed snapshots alone). Returns how many.
     pub(crate) fn forget_dangling_refs(&self) -> Result<usize> {
@@ -189,8 +166,8 @@ mod tests {
         store.add_snapshot("b", Some("a"), 1, "y").unwrap();
         store.cache_insert("k", Some("b"), "step", "{}").unwrap();
         store.record_build_root("app:1", &["b"]).unwrap();
-        assert!(store.forget_snapshot_and_refs("a").is_err());
-        assert!(store.forget_snapshot_and_refs("b").unwrap());
+        assert!(store.remove_snapshot("a").is_err());
+        assert!(store.remove_snapshot("b").unwrap());
         assert!(store.cache_records().unwrap().is_empty());
         assert!(store.build_roots().unwrap().is_empty());
         store.set_snapshot_last_used("a", 5).unwrap();

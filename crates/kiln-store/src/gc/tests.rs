@@ -416,3 +416,24 @@ fn a_collection_forgets_short_cuts_whose_image_lost_its_name() {
     assert!(store.shortcut("commit-2").unwrap().is_some());
     assert_eq!(store.stat_plan(&plan).unwrap(), None);
 }
+
+#[test]
+fn later_policies_see_what_earlier_ones_removed() {
+    let (_d, store) = open();
+    snap(&store, "base", None, 10, 5 * DAY);
+    snap(&store, "child", Some("base"), 10, 5 * DAY);
+    snap(&store, "keep", None, 10, 2 * MINUTE);
+    let untouched = PrunePolicy {
+        keep_duration: Some(Duration::from_secs(30 * 86_400)),
+        ..PrunePolicy::default()
+    };
+    let down_to = |bytes| PrunePolicy {
+        max_used_space: Some(Space::Bytes(bytes)),
+        ..PrunePolicy::default()
+    };
+    // The first removes nothing, the second the leaf "child"; the third must see that
+    // (usage 20, "base" without a child) to take "base" rather than the newer "keep".
+    let report = prune_policies(&store, &[untouched, down_to(20), down_to(10)]).unwrap();
+    assert_eq!(ids(&report), ["child", "base"]);
+    assert!(store.snapshot("keep").unwrap().is_some());
+}

@@ -21,9 +21,10 @@ use kiln_solver::session::{
 use super::bake_shortcut;
 use super::build_call::CallRequest;
 use super::build_exec::{
-    Failure, auto_gc, open_session_on, open_store, parse_cache_specs, report_cache_warnings,
+    Failure, auto_gc, open_session_on, parse_cache_specs, report_cache_warnings,
     solve_with_progress,
 };
+use super::open_store;
 use crate::progress::{Progress, ProgressMode};
 use crate::render::Format;
 
@@ -107,7 +108,7 @@ pub fn run_bake(resolved: &Resolved, run: &BakeRun<'_>) -> Result<i32, Failure> 
         .iter()
         .filter_map(|name| resolved.targets.get(name))
         .any(|target| target.pull == Some(true));
-    let store = open_store(run.root)?;
+    let store = Arc::new(open_store(run.root)?);
     let fingerprint = bake_shortcut::fingerprint(resolved, &wanted, run);
     crate::timing::mark("fingerprint taken");
     let requests = |name: &str| {

@@ -8,11 +8,14 @@ use std::collections::BTreeMap;
 use kiln_bake::Resolved;
 use kiln_bake::build_opt::build_opt;
 use kiln_graph::Graph;
-use kiln_solver::session::{ExportRequest, ShortcutInputs, Solved, publish_stored, shortcut};
+use kiln_solver::build::ignore_patterns;
+use kiln_solver::session::{
+    ExportRequest, ShortcutInputs, Solved, fetches_urls, fingerprint_of, publish_stored, shortcut,
+};
 use kiln_store::Store;
 
 use super::bake_exec::BakeRun;
-use super::build_exec::{Failure, ignore_patterns};
+use super::build_exec::Failure;
 
 /// The fingerprint of a bake request: every resolved target (all their attributes, as
 /// resolution from the bake files, variables, `--set` and the environment left them),
@@ -59,7 +62,7 @@ pub fn fingerprint(resolved: &Resolved, wanted: &[String], run: &BakeRun<'_>) ->
             // Debug shows every attribute; the kiln version below pins its format.
             "target": format!("{target:?}"),
             "dockerfile": dockerfile,
-            "ignore": ignore_patterns(&context, &dockerfile_path),
+            "ignore": ignore_patterns(&context, &dockerfile_path).ok().flatten(),
         }));
     }
     let document = serde_json::json!({
@@ -72,11 +75,7 @@ pub fn fingerprint(resolved: &Resolved, wanted: &[String], run: &BakeRun<'_>) ->
         "targets": inputs,
         "source_date_epoch": std::env::var("SOURCE_DATE_EPOCH").ok(),
     });
-    let bytes = serde_json::to_vec(&document).ok()?;
-    Some(format!(
-        "sha256:{}",
-        kiln_store::Digest::of_bytes(&bytes).hex()
-    ))
+    fingerprint_of(&document)
 }
 
 /// Answers every wanted target from the record of `fingerprint`, if nothing changed:
@@ -132,16 +131,10 @@ pub fn remember(
     let Some(fingerprint) = fingerprint else {
         return Ok(());
     };
-    let fetches = graph.required(roots).iter().any(|id| {
-        matches!(
-            graph.node(*id).map(|n| &n.op),
-            Some(kiln_graph::Op::Http(_))
-        )
-    });
     let Some(first) = made.values().next().cloned() else {
         return Ok(());
     };
-    if fetches {
+    if fetches_urls(graph, roots) {
         return Ok(());
     }
     let inputs = ShortcutInputs {

@@ -5,18 +5,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kiln_graph::Graph;
-use kiln_solver::build::{BuildRequest, StoreImages, parse_build_context, plan};
+use kiln_solver::build::{BuildRequest, StoreImages, ignore_patterns, parse_build_context, plan};
 use kiln_solver::engine::cache::Miss;
 use kiln_solver::engine::{SecretSource, parse_secret_flag};
 use kiln_solver::remote_cache::{CacheBackend, CacheSpec, ExportReport, parse_cache_spec};
 use kiln_solver::session::{
     ExportRequest, ExportedImage, OutputSpec, SINGLE_IMAGE, Session, SessionError, ShortcutInputs,
-    SolveSettings, Solved, cache_policy, check_entitlements, open_cache_exports,
-    open_cache_imports, parse_output, publish_stored, shortcut, step_scope,
+    SolveSettings, Solved, cache_policy, check_entitlements, fetches_urls, fingerprint_of,
+    open_cache_exports, open_cache_imports, parse_output, publish_stored, shortcut, step_scope,
 };
 use kiln_store::Store;
 
 use super::build::BuildArgs;
+use super::open_store;
 use crate::progress::{Progress, ProgressMode};
 
 /// A failure with the exit code it deserves.
@@ -32,14 +33,6 @@ impl<E: std::fmt::Display> From<E> for Failure {
             code: 1,
         }
     }
-}
-
-pub fn open_store(root: Option<&Path>) -> Result<Arc<Store>, Failure> {
-    let root = match root {
-        Some(root) => root.to_path_buf(),
-        None => Store::default_root()?,
-    };
-    Ok(Arc::new(Store::open(&root)?))
 }
 
 /// Everything `kiln build` was asked for, checked before anything runs.
@@ -228,7 +221,7 @@ pub fn run_build(
         None
     };
     crate::timing::mark("request prepared");
-    let store = open_store(root)?;
+    let store = Arc::new(open_store(root)?);
     crate::timing::mark("store open");
     if let Some(exported) = answer_from_record(&store, fingerprint.as_deref(), &request, mode)? {
         if args.explain {
@@ -371,13 +364,7 @@ fn build_the_long_way(
     }
     let exported = session.export(&graph, &stage, &outcome, request)?;
     report_cache_warnings(session, None)?;
-    // A URL's content is not checked again by the short cut, so such builds never use it.
-    let fetches = graph.required(&[stage.fs]).iter().any(|id| {
-        matches!(
-            graph.node(*id).map(|n| &n.op),
-            Some(kiln_graph::Op::Http(_))
-        )
-    });
+    let fetches = fetches_urls(&graph, &[stage.fs]);
     // A cache-only build made no image to answer with.
     let made_image = !exported.manifest_digest.is_empty();
     if let (Some(fingerprint), false, true) = (fingerprint, fetches, made_image) {
@@ -410,7 +397,7 @@ fn shortcut_fingerprint(args: &BuildArgs, plan: &Plan) -> Option<String> {
             .dockerfile_path
             .clone()
             .unwrap_or_else(|| dir.join("Dockerfile"));
-        ignore_patterns(dir, &dockerfile)
+        ignore_patterns(dir, &dockerfile).ok().flatten()
     });
     let document = serde_json::json!({
         "format": 1,
@@ -428,26 +415,7 @@ fn shortcut_fingerprint(args: &BuildArgs, plan: &Plan) -> Option<String> {
         "compression": plan.outputs.iter().map(|o| (o.compression.clone(), o.compression_level)).collect::<Vec<_>>(),
         "source_date_epoch": plan.source_date_epoch,
     });
-    let bytes = serde_json::to_vec(&document).ok()?;
-    Some(format!(
-        "sha256:{}",
-        kiln_store::Digest::of_bytes(&bytes).hex()
-    ))
-}
-
-/// The `.dockerignore` patterns a build of `dockerfile` in `context` uses, as written
-/// (exceptions with their `!`), for fingerprints.
-pub fn ignore_patterns(context: &Path, dockerfile: &Path) -> Option<Vec<String>> {
-    kiln_frontend::dockerignore::load_for_build(context, dockerfile)
-        .ok()
-        .flatten()
-        .map(|f| {
-            f.matcher
-                .patterns()
-                .iter()
-                .map(|p| format!("{}{}", if p.is_exception() { "!" } else { "" }, p.pattern()))
-                .collect()
-        })
+    fingerprint_of(&document)
 }
 
 /// A build session on an open store; Ctrl-C and SIGTERM cancel it.
@@ -519,7 +487,7 @@ pub fn print_plan(
     build_args: &BTreeMap<String, String>,
 ) -> Result<(), Failure> {
     let plan_input = prepare(args, label, text, build_args)?;
-    let store = open_store(root)?;
+    let store = Arc::new(open_store(root)?);
     let images = registry_images(store, args.pull);
     let mut graph = Graph::new();
     let stage = plan(&mut graph, &images, &plan_input.request)?;

@@ -12,7 +12,8 @@ use kiln_exporter::{ImageName, Timestamp, parse_platform, write_docker_archive};
 use kiln_store::Store;
 use serde::Serialize;
 
-use crate::render::fail;
+use super::open_store;
+use crate::render::{fail, human_duration};
 
 #[derive(clap::Args, Debug)]
 pub struct ImagesArgs {
@@ -79,14 +80,6 @@ pub struct ImportArgs {
     pub platform: Option<String>,
 }
 
-fn open_store(root: Option<&Path>) -> Result<Store, String> {
-    let root = match root {
-        Some(r) => r.to_path_buf(),
-        None => Store::default_root().map_err(|e| e.to_string())?,
-    };
-    Store::open(&root).map_err(|e| format!("cannot open the store at {}: {e}", root.display()))
-}
-
 macro_rules! store_or_fail {
     ($root:expr) => {
         match open_store($root) {
@@ -119,7 +112,7 @@ pub fn run_images(args: &ImagesArgs, root: Option<&Path>) -> i32 {
             .collect(),
         None => rows,
     };
-    let now_ms = now_ms();
+    let now_ms = kiln_store::fsutil::now_ms();
     let out = if args.quiet {
         let mut seen = BTreeSet::new();
         rows.iter()
@@ -220,31 +213,6 @@ fn json_lines(rows: &[ImageSummary], now_ms: i64, no_trunc: bool) -> String {
         }
     }
     out
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// How long ago, in the words docker uses (`About a minute`, `3 days`, `2 months`).
-fn human_duration(ms: i64) -> String {
-    let secs = ms.max(0) / 1000;
-    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
-    let (minute, hour, day) = (60, 3600, 86_400);
-    match secs {
-        0 => "Less than a second".into(),
-        s if s < minute => plural(s, "second"),
-        s if s < 2 * minute => "About a minute".into(),
-        s if s < hour => plural(s / minute, "minute"),
-        s if s < 2 * hour => "About an hour".into(),
-        s if s < 2 * day => plural(s / hour, "hour"),
-        s if s < 14 * day => plural(s / day, "day"),
-        s if s < 60 * day => plural(s / (7 * day), "week"),
-        s if s < 730 * day => plural(s / (30 * day), "month"),
-        s => plural(s / (365 * day), "year"),
-    }
 }
 
 pub fn run_rmi(args: &RmiArgs, root: Option<&Path>) -> i32 {

@@ -10,6 +10,19 @@ mod images;
 pub mod login;
 pub mod prune;
 
+use std::path::Path;
+
+use kiln_store::Store;
+
+/// The store at `--root`, or at the default root without one.
+fn open_store(root: Option<&Path>) -> Result<Store, String> {
+    let root = match root {
+        Some(r) => r.to_path_buf(),
+        None => Store::default_root().map_err(|e| e.to_string())?,
+    };
+    Store::open(&root).map_err(|e| format!("cannot open the store at {}: {e}", root.display()))
+}
+
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
     /// Build an image from a Dockerfile (the flags of `docker buildx build`)

@@ -4,11 +4,11 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
-use kiln_store::Store;
 use kiln_store::gc::{self, PrunePolicy, RecordKind, UsageRecord, format_size};
 use serde::Serialize;
 
-use crate::render::{fail, print_json};
+use super::open_store;
+use crate::render::{fail, human_duration, print_json};
 
 #[derive(clap::Args, Debug)]
 pub struct DuArgs {
@@ -46,14 +46,6 @@ pub struct PruneArgs {
     /// Print every field of each removed record
     #[arg(long)]
     pub verbose: bool,
-}
-
-fn open_store(root: Option<&Path>) -> Result<Store, String> {
-    let root = match root {
-        Some(r) => r.to_path_buf(),
-        None => Store::default_root().map_err(|e| e.to_string())?,
-    };
-    Store::open(&root).map_err(|e| format!("cannot open the store at {}: {e}", root.display()))
 }
 
 pub fn run_du(args: &DuArgs, root: Option<&Path>) -> i32 {
@@ -156,9 +148,7 @@ fn policy_from_args(args: &PruneArgs) -> Result<PrunePolicy, String> {
         ..PrunePolicy::default()
     };
     for filter in &args.filters {
-        let (key, value) = filter
-            .split_once("==")
-            .or_else(|| filter.split_once('='))
+        let (key, value) = gc::split_filter(filter)
             .ok_or_else(|| format!("invalid filter {filter:?} (expected KEY=VALUE)"))?;
         match key {
             "until" | "unused-for" => {
@@ -212,7 +202,7 @@ fn table(records: &[UsageRecord], now: i64) -> String {
             id,
             r.reclaimable.to_string(),
             format_size(r.size),
-            ago(now, r.last_used_ms),
+            format!("{} ago", human_duration(now - r.last_used_ms)),
         ]);
     }
     crate::render::align_columns(&cells)
@@ -229,7 +219,10 @@ fn verbose(r: &UsageRecord, now: i64) -> String {
     out.push_str(&format!("Reclaimable:\t{}\n", r.reclaimable));
     out.push_str(&format!("Shared:\t\t{}\n", r.shared));
     out.push_str(&format!("Size:\t\t{}\n", format_size(r.size)));
-    out.push_str(&format!("Last used:\t{}\n\n", ago(now, r.last_used_ms)));
+    out.push_str(&format!(
+        "Last used:\t{} ago\n\n",
+        human_duration(now - r.last_used_ms)
+    ));
     out
 }
 
@@ -263,24 +256,6 @@ impl<'a> From<&'a UsageRecord> for JsonRecord<'a> {
             size: r.size,
             last_used_ms: r.last_used_ms,
         }
-    }
-}
-
-/// How long ago, in docker's words (`2 minutes ago`, `3 days ago`).
-fn ago(now: i64, then: i64) -> String {
-    let secs = (now - then).max(0) / 1000;
-    let plural = |n: i64, unit: &str| format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" });
-    match secs {
-        0 => "Less than a second ago".into(),
-        s if s < 60 => plural(s, "second"),
-        s if s < 120 => "About a minute ago".into(),
-        s if s < 3600 => plural(s / 60, "minute"),
-        s if s < 7200 => "About an hour ago".into(),
-        s if s < 2 * 86_400 => plural(s / 3600, "hour"),
-        s if s < 14 * 86_400 => plural(s / 86_400, "day"),
-        s if s < 60 * 86_400 => plural(s / (7 * 86_400), "week"),
-        s if s < 730 * 86_400 => plural(s / (30 * 86_400), "month"),
-        s => plural(s / (365 * 86_400), "year"),
     }
 }
 
