@@ -10,9 +10,9 @@ use std::sync::mpsc::Receiver;
 use kiln_exporter::LayerOptions;
 use kiln_graph::NodeId;
 
+use super::RemoteCacheError;
 use super::record::{self, MANIFEST_MEDIA_TYPE, RecordConfig, RecordLayer, key_of_tag, record_tag};
 use super::storage::{BlobRef, CacheStorage};
-use super::{RemoteCacheError, io_error};
 use crate::engine::export::step_layer;
 use crate::engine::{Engine, LayerSettings, Output};
 
@@ -132,11 +132,7 @@ fn write_record(
                 digest: layer.digest.to_string(),
                 size: layer.size,
             };
-            if !storage.has_blob(&blob)? {
-                let mut file = std::fs::File::open(&layer.path)
-                    .map_err(io_error(format!("open {}", layer.path.display())))?;
-                storage.put_blob(&blob, &mut file)?;
-            }
+            storage.put_blob_file(&blob, &layer.path)?;
             Some(blob)
         }
         None => None,

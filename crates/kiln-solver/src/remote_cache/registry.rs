@@ -139,25 +139,24 @@ impl CacheStorage for RegistryStorage {
     }
 
     fn put_blob(&self, blob: &BlobRef, content: &mut dyn Read) -> Result<(), RemoteCacheError> {
-        let descriptor = Descriptor::new(&blob.media_type, &blob.digest, blob.size);
-        if self
-            .client
-            .blob_exists(&self.repository, &blob.digest)
-            .map_err(backend)?
-        {
-            return Ok(());
-        }
         let path = self.temp_path(&blob.digest);
         let result = (|| {
             let mut file = std::fs::File::create(&path).map_err(io("write blob to push"))?;
             std::io::copy(content, &mut file).map_err(io("write blob to push"))?;
-            self.client
-                .push_blob(&self.repository, &descriptor, &path, &[])
-                .map_err(backend)?;
-            Ok(())
+            drop(file);
+            self.put_blob_file(blob, &path)
         })();
         let _ = std::fs::remove_file(&path);
         result
+    }
+
+    /// `push_blob` checks whether the repository has the blob before it sends anything.
+    fn put_blob_file(&self, blob: &BlobRef, path: &Path) -> Result<(), RemoteCacheError> {
+        let descriptor = Descriptor::new(&blob.media_type, &blob.digest, blob.size);
+        self.client
+            .push_blob(&self.repository, &descriptor, path, &[])
+            .map_err(backend)?;
+        Ok(())
     }
 
     fn put_manifest(
