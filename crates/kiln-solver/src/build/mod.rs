@@ -17,7 +17,7 @@ use kiln_graph::lower::{
 };
 
 pub use images::StoreImages;
-pub use pull::{RegistryBlobs, still_pulled};
+pub use pull::still_pulled;
 
 /// What one Dockerfile build asks for.
 #[derive(Debug, Clone, Default)]

@@ -5,13 +5,13 @@
 //! until `--pull` asks again.
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use kiln_registry::{Client, ClientOptions, Descriptor, Platform as RegistryPlatform, Reference};
+use kiln_registry::{Client, ClientOptions, Platform as RegistryPlatform, Reference};
 use kiln_store::{Digest, Store};
 
 use crate::engine::BlobSource;
+use crate::remote_cache::{RegistryStorage, StorageBlobs};
 
 /// Registry access for one build.
 pub struct RegistryPulls {
@@ -112,61 +112,12 @@ impl RegistryPulls {
         else {
             return Ok(None);
         };
-        let reference = Reference::parse(&repository).map_err(|e| e.to_string())?;
-        Ok(Some(Arc::new(RegistryBlobs {
-            client: self.client()?.clone(),
-            store: store.clone(),
-            reference,
-        })))
-    }
-}
-
-/// Layer blobs of one repository, fetched when a step or an export first needs them.
-pub struct RegistryBlobs {
-    client: Client,
-    store: Arc<Store>,
-    reference: Reference,
-}
-
-impl RegistryBlobs {
-    fn temp_path(&self, digest: &str) -> Result<std::path::PathBuf, String> {
-        Ok(self.store.tmp_dir().join(format!(
-            "blob-pull-{}-{}-{}",
-            parse(digest)?.hex(),
-            std::process::id(),
-            kiln_store::fsutil::random_hex(4)
-        )))
-    }
-}
-
-impl BlobSource for RegistryBlobs {
-    fn describe(&self) -> String {
-        format!("{}/{}", self.reference.registry, self.reference.repository)
-    }
-
-    fn fetch_into(&self, digest: &str, size: u64, dest: &std::path::Path) -> Result<bool, String> {
-        let descriptor = Descriptor::new("application/octet-stream", digest, size);
-        crate::remote_cache::fetch_and_place(
-            &self.client,
-            &self.reference,
-            &descriptor,
-            &self.temp_path(digest)?,
-            dest,
-        )?;
-        Ok(true)
-    }
-
-    fn open_blob(&self, digest: &str, size: u64) -> Result<Box<dyn Read + Send>, String> {
-        // The client verifies digest and size before the file is renamed into place.
-        let tmp = self.temp_path(digest)?;
-        let descriptor = Descriptor::new("application/octet-stream", digest, size);
-        self.client
-            .fetch_blob(&self.reference, &descriptor, &tmp)
+        let storage = RegistryStorage::new(self.client()?.clone(), &repository, store.tmp_dir())
             .map_err(|e| e.to_string())?;
-        let file = std::fs::File::open(&tmp).map_err(|e| e.to_string());
-        // The open file stays readable after its name is gone: nothing is left behind.
-        let _ = std::fs::remove_file(&tmp);
-        Ok(Box::new(file?))
+        Ok(Some(Arc::new(StorageBlobs::named(
+            Arc::new(storage),
+            repository,
+        ))))
     }
 }
 

@@ -83,7 +83,7 @@ impl CacheImport {
 
     /// Reads this source's blobs for lazy layers.
     pub fn blob_source(&self) -> Arc<dyn BlobSource> {
-        Arc::new(StorageBlobs(self.storage.clone()))
+        Arc::new(StorageBlobs::new(self.storage.clone()))
     }
 }
 
@@ -234,11 +234,29 @@ impl Prefetch {
     }
 }
 
-struct StorageBlobs(Arc<dyn CacheStorage>);
+/// A storage's blobs as the source of lazy layers: cache records' layers, or a pulled
+/// base image's layers in its registry repository.
+pub(crate) struct StorageBlobs {
+    storage: Arc<dyn CacheStorage>,
+    /// Where the blobs are, for messages.
+    place: String,
+}
+
+impl StorageBlobs {
+    pub(crate) fn new(storage: Arc<dyn CacheStorage>) -> Self {
+        let place = storage.describe();
+        Self::named(storage, place)
+    }
+
+    /// Blobs that messages name by `place` rather than by the storage's description.
+    pub(crate) fn named(storage: Arc<dyn CacheStorage>, place: String) -> Self {
+        Self { storage, place }
+    }
+}
 
 impl BlobSource for StorageBlobs {
     fn describe(&self) -> String {
-        self.0.describe()
+        self.place.clone()
     }
 
     fn open_blob(&self, digest: &str, size: u64) -> Result<Box<dyn Read + Send>, String> {
@@ -247,7 +265,7 @@ impl BlobSource for StorageBlobs {
             digest: digest.to_string(),
             size,
         };
-        self.0.open_blob(&blob).map_err(|e| e.to_string())
+        self.storage.open_blob(&blob).map_err(|e| e.to_string())
     }
 
     fn fetch_into(&self, digest: &str, size: u64, dest: &std::path::Path) -> Result<bool, String> {
@@ -256,6 +274,8 @@ impl BlobSource for StorageBlobs {
             digest: digest.to_string(),
             size,
         };
-        self.0.fetch_into(&blob, dest).map_err(|e| e.to_string())
+        self.storage
+            .fetch_into(&blob, dest)
+            .map_err(|e| e.to_string())
     }
 }

@@ -52,7 +52,7 @@ impl RegistryStorage {
 
 /// Downloads a blob (verified by the client against its digest and size) to `tmp` and
 /// renames it to `dest`: one write, one hash, whatever the blob's size.
-pub(crate) fn fetch_and_place(
+fn fetch_and_place(
     client: &Client,
     repository: &Reference,
     descriptor: &Descriptor,
