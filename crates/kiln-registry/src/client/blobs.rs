@@ -96,7 +96,7 @@ impl Client {
         let mut hasher = ContentHasher::for_digest(&desc.digest);
         let mut buf = vec![0u8; 256 * 1024];
         let mut received: u64 = 0;
-        let what = || format!("blob {} of {}/{}", desc.digest, r.registry, r.repository);
+        let what = || format!("blob {} of {}", desc.digest, r.name());
         loop {
             let n = match response.read(&mut buf) {
                 Ok(0) => break,
@@ -152,7 +152,7 @@ impl Client {
         limit: u64,
     ) -> Result<Vec<u8>, RegistryError> {
         validate_digest(&desc.digest)?;
-        let what = format!("blob {} of {}/{}", desc.digest, r.registry, r.repository);
+        let what = format!("blob {} of {}", desc.digest, r.name());
         if desc.size > limit {
             return Err(RegistryError::InvalidManifest {
                 what,

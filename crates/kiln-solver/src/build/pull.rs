@@ -57,7 +57,7 @@ impl RegistryPulls {
         platform: &str,
     ) -> Result<Digest, String> {
         let parsed = Reference::parse(reference).map_err(|e| e.to_string())?;
-        let name = canonical(&parsed);
+        let name = parsed.to_string();
         let key = (name.clone(), platform.to_string());
         let fresh = self
             .looked_up
@@ -91,7 +91,7 @@ impl RegistryPulls {
             )
             .map_err(|e| e.to_string())?;
         store
-            .record_pulled_image(&name, platform, &manifest, &repository(&parsed))
+            .record_pulled_image(&name, platform, &manifest, &parsed.name())
             .map_err(|e| e.to_string())?;
         self.looked_up
             .lock()
@@ -129,28 +129,10 @@ pub fn still_pulled(store: &Store, reference: &str, digest: &str) -> bool {
         return false;
     };
     store
-        .pulled_manifests_of(&canonical(&parsed))
+        .pulled_manifests_of(&parsed.to_string())
         .unwrap_or_default()
         .iter()
         .any(|m| m.to_string() == digest && store.has_blob(m))
-}
-
-/// `registry/repository:tag[@digest]` with docker's defaults filled in.
-fn canonical(reference: &Reference) -> String {
-    let mut name = repository(reference);
-    if let Some(tag) = &reference.tag {
-        name.push(':');
-        name.push_str(tag);
-    }
-    if let Some(digest) = &reference.digest {
-        name.push('@');
-        name.push_str(digest);
-    }
-    name
-}
-
-fn repository(reference: &Reference) -> String {
-    format!("{}/{}", reference.registry, reference.repository)
 }
 
 fn parse(digest: &str) -> Result<Digest, String> {

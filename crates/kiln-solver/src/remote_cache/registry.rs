@@ -81,10 +81,7 @@ fn io(context: &str) -> impl FnOnce(std::io::Error) -> RemoteCacheError + '_ {
 
 impl CacheStorage for RegistryStorage {
     fn describe(&self) -> String {
-        format!(
-            "type=registry,ref={}/{}",
-            self.repository.registry, self.repository.repository
-        )
+        format!("type=registry,ref={}", self.repository.name())
     }
 
     fn list_tags(&self) -> Result<Vec<String>, RemoteCacheError> {
