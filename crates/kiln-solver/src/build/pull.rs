@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use kiln_exporter::imagestore::{StoredImage, open_pulled};
 use kiln_registry::{Client, ClientOptions, Platform as RegistryPlatform, Reference};
 use kiln_store::{Digest, Store};
 
@@ -48,14 +49,15 @@ impl RegistryPulls {
         self.always
     }
 
-    /// The manifest digest `reference` names for `platform`: remembered, or looked up in the
-    /// registry (manifest and config stored, layers not fetched).
+    /// The manifest digest `reference` names for `platform` and the image it opens:
+    /// remembered, or looked up in the registry (manifest and config stored, layers not
+    /// fetched).
     pub fn resolve(
         &self,
         store: &Store,
         reference: &str,
         platform: &str,
-    ) -> Result<Digest, String> {
+    ) -> Result<(Digest, StoredImage), String> {
         let parsed = Reference::parse(reference).map_err(|e| e.to_string())?;
         let name = parsed.to_string();
         let key = (name.clone(), platform.to_string());
@@ -68,10 +70,9 @@ impl RegistryPulls {
             && let Some(known) = store
                 .pulled_image(&name, platform)
                 .map_err(|e| e.to_string())?
-            && store.has_blob(&known.manifest)
-            && kiln_exporter::imagestore::open_pulled(store, &known.manifest).is_ok()
+            && let Ok(image) = open_pulled(store, &known.manifest)
         {
-            return Ok(known.manifest);
+            return Ok((known.manifest, image));
         }
         let wanted = RegistryPlatform::parse(platform).map_err(|e| e.to_string())?;
         let pulled = self
@@ -97,7 +98,8 @@ impl RegistryPulls {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key);
-        Ok(manifest)
+        let image = open_pulled(store, &manifest).map_err(|e| e.to_string())?;
+        Ok((manifest, image))
     }
 
     /// Where the layer blobs of the pulled image `manifest` come from, if it was pulled.
