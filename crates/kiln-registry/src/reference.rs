@@ -283,7 +283,9 @@ fn valid_path_component(c: &str) -> bool {
     true
 }
 
-fn validate_tag(tag: &str) -> Result<(), String> {
+/// Checks a tag as registries do: at most 128 letters, digits, `_`, `.` and `-`, not
+/// starting with `.` or `-`; the error says what is wrong.
+pub fn validate_tag(tag: &str) -> Result<(), String> {
     let bytes = tag.as_bytes();
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     if tag.is_empty() {

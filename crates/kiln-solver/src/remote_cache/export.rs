@@ -9,9 +9,10 @@ use std::sync::mpsc::Receiver;
 
 use kiln_exporter::LayerOptions;
 use kiln_graph::NodeId;
+use kiln_registry::media::OCI_MANIFEST;
 
 use super::RemoteCacheError;
-use super::record::{self, MANIFEST_MEDIA_TYPE, RecordConfig, RecordLayer, key_of_tag, record_tag};
+use super::record::{self, RecordConfig, RecordLayer, key_of_tag, record_tag};
 use super::storage::{BlobRef, CacheStorage};
 use crate::engine::export::step_layer;
 use crate::engine::{Engine, LayerSettings, Output};
@@ -152,7 +153,7 @@ fn write_record(
     storage.put_blob(&encoded.config_ref, &mut &encoded.config[..])?;
     storage.put_manifest(
         &record_tag(&target.prefix, &item.key),
-        MANIFEST_MEDIA_TYPE,
+        OCI_MANIFEST,
         &encoded.manifest,
     )
 }

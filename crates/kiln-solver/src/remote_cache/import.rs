@@ -7,9 +7,11 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::sync::{Arc, Condvar, Mutex};
 
+use kiln_registry::media::sha256_digest;
+
 use super::RemoteCacheError;
 use super::inline::{image_config_ref, records_of_image};
-use super::record::{self, RecordConfig, decode_manifest, key_of_tag, record_tag};
+use super::record::{RecordConfig, decode_manifest, key_of_tag, record_tag};
 use super::storage::{BlobRef, CacheStorage};
 use crate::engine::BlobSource;
 
@@ -120,7 +122,7 @@ fn read_small_blob(
         .take(1 << 24)
         .read_to_end(&mut bytes)
         .map_err(super::io_error(format!("read {}", blob.digest)))?;
-    if record::digest_of(&bytes) != blob.digest {
+    if sha256_digest(&bytes) != blob.digest {
         return Err(RemoteCacheError::Format(format!(
             "blob {} does not match its digest",
             blob.digest
