@@ -17,4 +17,4 @@ pub use auth::{AuthConfig, Credentials};
 pub use client::{Client, ClientOptions, DEFAULT_CHUNK_SIZE, PushedBlob};
 pub use error::RegistryError;
 pub use media::{Descriptor, ImageIndex, ImageManifest, Manifest, Platform, PulledImage};
-pub use reference::{DOCKER_HUB, DOCKER_HUB_API, Reference, validate_digest};
+pub use reference::{DOCKER_HUB, DOCKER_HUB_API, Reference, validate_digest, validate_tag};

@@ -101,6 +101,11 @@ impl Reference {
         out
     }
 
+    /// `registry/repository`, without tag or digest (`docker.io/library/busybox`).
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
     /// The familiar repository name without tag or digest (`busybox`, `localhost:5000/app`).
     pub fn familiar_name(&self) -> String {
         if self.registry == DOCKER_HUB {
@@ -109,7 +114,7 @@ impl Reference {
                 _ => self.repository.clone(),
             }
         } else {
-            format!("{}/{}", self.registry, self.repository)
+            self.name()
         }
     }
 
@@ -278,7 +283,9 @@ fn valid_path_component(c: &str) -> bool {
     true
 }
 
-fn validate_tag(tag: &str) -> Result<(), String> {
+/// Checks a tag as registries do: at most 128 letters, digits, `_`, `.` and `-`, not
+/// starting with `.` or `-`; the error says what is wrong.
+pub fn validate_tag(tag: &str) -> Result<(), String> {
     let bytes = tag.as_bytes();
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     if tag.is_empty() {
@@ -344,6 +351,14 @@ mod tests {
         assert_eq!(parts("localhost/app").0, "localhost");
         assert_eq!(parts("[::1]:5000/app").0, "[::1]:5000");
         assert_eq!(parts("127.0.0.1:5000/app").1, "app");
+    }
+
+    #[test]
+    fn name_is_registry_and_repository_without_tag_or_digest() {
+        let n = |s: &str| Reference::parse(s).unwrap().name();
+        assert_eq!(n("busybox"), "docker.io/library/busybox");
+        assert_eq!(n("localhost:5000/app:1"), "localhost:5000/app");
+        assert_eq!(n(&format!("h.io/r:t@{D}")), "h.io/r");
     }
 
     #[test]

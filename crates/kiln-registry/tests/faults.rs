@@ -169,6 +169,61 @@ fn server_errors_are_retried_then_reported() {
 }
 
 #[test]
+fn a_failing_blob_transfer_is_retried_only_as_often_as_configured() {
+    let (_reg, proxy, img, work) = setup();
+    let few = Client::new(ClientOptions {
+        max_retries: 2,
+        ..support::options()
+    })
+    .unwrap();
+    let app = proxy.reference("app");
+
+    // Server errors on a download: the request layer's retries, not retries of retries.
+    proxy.only_requests_containing("GET /v2/app/blobs/");
+    proxy.fail_requests(u32::MAX, 500, None);
+    let dest = work.path().join("layer");
+    let err = few.fetch_blob(&app, &img.layers[0], &dest).unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Http { status: 500, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        count(&proxy, "GET /v2/app/blobs/"),
+        1 + 2,
+        "{:?}",
+        proxy.requests()
+    );
+    assert!(!dest.exists());
+
+    // The same for the small in-memory download.
+    let before = count(&proxy, "GET /v2/app/blobs/");
+    let err = few
+        .fetch_blob_bytes(&app, &img.layers[0], 1 << 20)
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Http { status: 500, .. }),
+        "{err}"
+    );
+    assert_eq!(count(&proxy, "GET /v2/app/blobs/") - before, 1 + 2);
+
+    // And for starting an upload.
+    proxy.only_requests_containing("POST /v2/app/blobs/uploads/");
+    proxy.fail_requests(u32::MAX, 503, None);
+    let (d, path) = blob_file(work.path(), "failing", &pseudo_random(10, 5));
+    let err = few.push_blob(&app, &d, &path, &[]).unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Http { status: 503, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        count(&proxy, "POST /v2/app/blobs/uploads/"),
+        1 + 2,
+        "{:?}",
+        proxy.requests()
+    );
+}
+
+#[test]
 fn rate_limits_honour_retry_after() {
     let (_reg, proxy, img, _work) = setup();
     let c = client();

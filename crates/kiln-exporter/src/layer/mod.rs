@@ -28,6 +28,27 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// Every compression, in the order messages list them.
+    pub const ALL: [Compression; 3] = [
+        Compression::Gzip,
+        Compression::Zstd,
+        Compression::Uncompressed,
+    ];
+
+    /// The name options and records use: `gzip`, `zstd` or `uncompressed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+            Compression::Uncompressed => "uncompressed",
+        }
+    }
+
+    /// The compression `name` stands for; `None` for a name kiln does not know.
+    pub fn parse(name: &str) -> Option<Compression> {
+        Compression::ALL.into_iter().find(|c| c.name() == name)
+    }
+
     /// The OCI media type of a layer compressed this way.
     pub fn media_type(self) -> MediaType {
         match self {
@@ -187,6 +208,16 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn compression_names_parse_back_and_unknown_names_do_not() {
+        for c in Compression::ALL {
+            assert_eq!(Compression::parse(c.name()), Some(c));
+        }
+        assert_eq!(Compression::parse("zstd"), Some(Compression::Zstd));
+        assert_eq!(Compression::parse("lz4"), None);
+        assert_eq!(Compression::parse("GZIP"), None);
     }
 
     #[test]

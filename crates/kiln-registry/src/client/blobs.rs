@@ -96,7 +96,7 @@ impl Client {
         let mut hasher = ContentHasher::for_digest(&desc.digest);
         let mut buf = vec![0u8; 256 * 1024];
         let mut received: u64 = 0;
-        let what = || format!("blob {} of {}/{}", desc.digest, r.registry, r.repository);
+        let what = || format!("blob {} of {}", desc.digest, r.name());
         loop {
             let n = match response.read(&mut buf) {
                 Ok(0) => break,
@@ -152,7 +152,7 @@ impl Client {
         limit: u64,
     ) -> Result<Vec<u8>, RegistryError> {
         validate_digest(&desc.digest)?;
-        let what = format!("blob {} of {}/{}", desc.digest, r.registry, r.repository);
+        let what = format!("blob {} of {}", desc.digest, r.name());
         if desc.size > limit {
             return Err(RegistryError::InvalidManifest {
                 what,
@@ -238,7 +238,13 @@ impl Client {
         }
         let mut attempt = 0;
         loop {
-            match self.upload(r, desc, path, session.take()) {
+            // Starting a session is one request that `run` retries; only a transfer
+            // failing part way (whose requests are sent once) starts over here.
+            let location = match session.take() {
+                Some(location) => location,
+                None => self.start_upload(r, desc)?,
+            };
+            match self.upload(r, desc, path, location) {
                 Ok(()) => return Ok(PushedBlob::Uploaded),
                 Err(e) if e.is_transient() && attempt < self.inner.options.max_retries => {
                     std::thread::sleep(self.backoff(attempt));
@@ -284,28 +290,27 @@ impl Client {
         }
     }
 
-    /// One upload from start to end; a failure part way restarts with a new session.
+    /// Opens an upload session; its location.
+    fn start_upload(&self, r: &Reference, desc: &Descriptor) -> Result<String, RegistryError> {
+        let call = Call::push(self, r, format!("starting upload of blob {}", desc.digest));
+        let url = self.repo_url(r, "blobs/uploads/");
+        let reply = self.send_read(&call, &|http| http.post(&url).header(CONTENT_LENGTH, "0"))?;
+        if reply.status != StatusCode::ACCEPTED {
+            return Err(self.status_error(&call, reply.status, &reply.body));
+        }
+        location_header(&reply.headers).ok_or_else(|| missing_location(&call))
+    }
+
+    /// The blob's bytes sent into the session at `location`, to its end; a failure part
+    /// way restarts with a new session.
     fn upload(
         &self,
         r: &Reference,
         desc: &Descriptor,
         path: &Path,
-        session: Option<String>,
+        mut location: String,
     ) -> Result<(), RegistryError> {
         let digest = &desc.digest;
-        let mut location = match session {
-            Some(l) => l,
-            None => {
-                let call = Call::push(self, r, format!("starting upload of blob {digest}"));
-                let url = self.repo_url(r, "blobs/uploads/");
-                let reply =
-                    self.send_read(&call, &|http| http.post(&url).header(CONTENT_LENGTH, "0"))?;
-                if reply.status != StatusCode::ACCEPTED {
-                    return Err(self.status_error(&call, reply.status, &reply.body));
-                }
-                location_header(&reply.headers).ok_or_else(|| missing_location(&call))?
-            }
-        };
         let chunk_size = self.inner.options.chunk_size;
         if desc.size > chunk_size {
             let mut file = File::open(path).map_err(|e| RegistryError::io(path, e))?;
@@ -392,13 +397,16 @@ fn missing_location(call: &Call) -> RegistryError {
     }
 }
 
-/// Download failures worth another try: the network, the server, or bad content.
+/// Download failures worth another try that `Client::run` cannot see, as it only sends
+/// requests: bad content, or a body cut off while it streamed. Network failures and
+/// server errors were already retried there.
 fn retry_download(e: &RegistryError) -> bool {
-    e.is_transient()
-        || matches!(
-            e,
-            RegistryError::DigestMismatch { .. } | RegistryError::SizeMismatch { .. }
-        )
+    matches!(
+        e,
+        RegistryError::DigestMismatch { .. }
+            | RegistryError::SizeMismatch { .. }
+            | RegistryError::BodyRead { .. }
+    )
 }
 
 enum ContentHasher {

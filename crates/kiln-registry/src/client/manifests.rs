@@ -28,7 +28,7 @@ impl Client {
         if !reply.status.is_success() {
             return Err(self.status_error(&call, reply.status, &reply.body));
         }
-        let what = format!("{}/{} manifest {wanted}", r.registry, r.repository);
+        let what = format!("{} manifest {wanted}", r.name());
         if reply.body.len() > MAX_MANIFEST_SIZE {
             return Err(RegistryError::InvalidManifest {
                 what,
@@ -173,7 +173,7 @@ impl Client {
             }
             let page: TagList = serde_json::from_slice(&reply.body).map_err(|e| {
                 RegistryError::InvalidManifest {
-                    what: format!("{}/{} tag list", r.registry, r.repository),
+                    what: format!("{} tag list", r.name()),
                     reason: format!("not valid JSON: {e}"),
                 }
             })?;

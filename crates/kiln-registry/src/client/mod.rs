@@ -171,7 +171,7 @@ impl Client {
             .map_err(|e| RegistryError::Setup(format!("bad registry URL: {e}")))?;
         base.join(target)
             .map_err(|e| RegistryError::InvalidManifest {
-                what: format!("{}/{}", r.registry, r.repository),
+                what: r.name(),
                 reason: format!("the registry sent an unusable URL {target:?}: {e}"),
             })
     }

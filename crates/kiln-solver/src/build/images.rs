@@ -61,10 +61,9 @@ impl StoreImages {
         reference: &str,
         platform: &str,
     ) -> Result<(String, Arc<StoredImage>), String> {
-        let manifest = registry.resolve(&self.store, reference, platform)?;
+        let (manifest, stored) = registry.resolve(&self.store, reference, platform)?;
         let key = manifest.to_string();
-        let stored =
-            Arc::new(imagestore::open_pulled(&self.store, &manifest).map_err(|e| e.to_string())?);
+        let stored = Arc::new(stored);
         self.opened
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -17,7 +17,7 @@ use kiln_graph::lower::{
 };
 
 pub use images::StoreImages;
-pub use pull::{RegistryBlobs, still_pulled};
+pub use pull::still_pulled;
 
 /// The `.dockerignore` patterns a build of `dockerfile` in `context` uses, as written
 /// (exceptions with their `!`); `Ok(None)` without an ignore file.

@@ -5,13 +5,14 @@
 //! until `--pull` asks again.
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use kiln_registry::{Client, ClientOptions, Descriptor, Platform as RegistryPlatform, Reference};
+use kiln_exporter::imagestore::{StoredImage, open_pulled};
+use kiln_registry::{Client, ClientOptions, Platform as RegistryPlatform, Reference};
 use kiln_store::{Digest, Store};
 
 use crate::engine::BlobSource;
+use crate::remote_cache::{RegistryStorage, StorageBlobs};
 
 /// Registry access for one build.
 pub struct RegistryPulls {
@@ -48,16 +49,17 @@ impl RegistryPulls {
         self.always
     }
 
-    /// The manifest digest `reference` names for `platform`: remembered, or looked up in the
-    /// registry (manifest and config stored, layers not fetched).
+    /// The manifest digest `reference` names for `platform` and the image it opens:
+    /// remembered, or looked up in the registry (manifest and config stored, layers not
+    /// fetched).
     pub fn resolve(
         &self,
         store: &Store,
         reference: &str,
         platform: &str,
-    ) -> Result<Digest, String> {
+    ) -> Result<(Digest, StoredImage), String> {
         let parsed = Reference::parse(reference).map_err(|e| e.to_string())?;
-        let name = canonical(&parsed);
+        let name = parsed.to_string();
         let key = (name.clone(), platform.to_string());
         let fresh = self
             .looked_up
@@ -68,10 +70,9 @@ impl RegistryPulls {
             && let Some(known) = store
                 .pulled_image(&name, platform)
                 .map_err(|e| e.to_string())?
-            && store.has_blob(&known.manifest)
-            && kiln_exporter::imagestore::open_pulled(store, &known.manifest).is_ok()
+            && let Ok(image) = open_pulled(store, &known.manifest)
         {
-            return Ok(known.manifest);
+            return Ok((known.manifest, image));
         }
         let wanted = RegistryPlatform::parse(platform).map_err(|e| e.to_string())?;
         let pulled = self
@@ -91,13 +92,14 @@ impl RegistryPulls {
             )
             .map_err(|e| e.to_string())?;
         store
-            .record_pulled_image(&name, platform, &manifest, &repository(&parsed))
+            .record_pulled_image(&name, platform, &manifest, &parsed.name())
             .map_err(|e| e.to_string())?;
         self.looked_up
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key);
-        Ok(manifest)
+        let image = open_pulled(store, &manifest).map_err(|e| e.to_string())?;
+        Ok((manifest, image))
     }
 
     /// Where the layer blobs of the pulled image `manifest` come from, if it was pulled.
@@ -112,61 +114,12 @@ impl RegistryPulls {
         else {
             return Ok(None);
         };
-        let reference = Reference::parse(&repository).map_err(|e| e.to_string())?;
-        Ok(Some(Arc::new(RegistryBlobs {
-            client: self.client()?.clone(),
-            store: store.clone(),
-            reference,
-        })))
-    }
-}
-
-/// Layer blobs of one repository, fetched when a step or an export first needs them.
-pub struct RegistryBlobs {
-    client: Client,
-    store: Arc<Store>,
-    reference: Reference,
-}
-
-impl RegistryBlobs {
-    fn temp_path(&self, digest: &str) -> Result<std::path::PathBuf, String> {
-        Ok(self.store.tmp_dir().join(format!(
-            "blob-pull-{}-{}-{}",
-            parse(digest)?.hex(),
-            std::process::id(),
-            kiln_store::fsutil::random_hex(4)
-        )))
-    }
-}
-
-impl BlobSource for RegistryBlobs {
-    fn describe(&self) -> String {
-        format!("{}/{}", self.reference.registry, self.reference.repository)
-    }
-
-    fn fetch_into(&self, digest: &str, size: u64, dest: &std::path::Path) -> Result<bool, String> {
-        let descriptor = Descriptor::new("application/octet-stream", digest, size);
-        crate::remote_cache::fetch_and_place(
-            &self.client,
-            &self.reference,
-            &descriptor,
-            &self.temp_path(digest)?,
-            dest,
-        )?;
-        Ok(true)
-    }
-
-    fn open_blob(&self, digest: &str, size: u64) -> Result<Box<dyn Read + Send>, String> {
-        // The client verifies digest and size before the file is renamed into place.
-        let tmp = self.temp_path(digest)?;
-        let descriptor = Descriptor::new("application/octet-stream", digest, size);
-        self.client
-            .fetch_blob(&self.reference, &descriptor, &tmp)
+        let storage = RegistryStorage::new(self.client()?.clone(), &repository, store.tmp_dir())
             .map_err(|e| e.to_string())?;
-        let file = std::fs::File::open(&tmp).map_err(|e| e.to_string());
-        // The open file stays readable after its name is gone: nothing is left behind.
-        let _ = std::fs::remove_file(&tmp);
-        Ok(Box::new(file?))
+        Ok(Some(Arc::new(StorageBlobs::named(
+            Arc::new(storage),
+            repository,
+        ))))
     }
 }
 
@@ -178,28 +131,10 @@ pub fn still_pulled(store: &Store, reference: &str, digest: &str) -> bool {
         return false;
     };
     store
-        .pulled_manifests_of(&canonical(&parsed))
+        .pulled_manifests_of(&parsed.to_string())
         .unwrap_or_default()
         .iter()
         .any(|m| m.to_string() == digest && store.has_blob(m))
-}
-
-/// `registry/repository:tag[@digest]` with docker's defaults filled in.
-fn canonical(reference: &Reference) -> String {
-    let mut name = repository(reference);
-    if let Some(tag) = &reference.tag {
-        name.push(':');
-        name.push_str(tag);
-    }
-    if let Some(digest) = &reference.digest {
-        name.push('@');
-        name.push_str(digest);
-    }
-    name
-}
-
-fn repository(reference: &Reference) -> String {
-    format!("{}/{}", reference.registry, reference.repository)
 }
 
 fn parse(digest: &str) -> Result<Digest, String> {

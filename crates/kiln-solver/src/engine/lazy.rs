@@ -59,12 +59,7 @@ pub struct LayerSettings {
 impl LayerSettings {
     pub fn of(options: &LayerOptions) -> Self {
         Self {
-            compression: match options.compression {
-                Compression::Gzip => "gzip",
-                Compression::Zstd => "zstd",
-                Compression::Uncompressed => "uncompressed",
-            }
-            .to_string(),
+            compression: options.compression.name().to_string(),
             level: options.compression_level,
             epoch: options.source_date_epoch,
         }
@@ -73,12 +68,7 @@ impl LayerSettings {
     /// The layer options these settings stand for; `None` for a compression kiln does not
     /// know.
     pub fn options(&self) -> Option<LayerOptions> {
-        let compression = match self.compression.as_str() {
-            "gzip" => Compression::Gzip,
-            "zstd" => Compression::Zstd,
-            "uncompressed" => Compression::Uncompressed,
-            _ => return None,
-        };
+        let compression = Compression::parse(&self.compression)?;
         Some(LayerOptions {
             compression,
             compression_level: self.level,

@@ -9,10 +9,11 @@ use std::sync::mpsc::Receiver;
 
 use kiln_exporter::LayerOptions;
 use kiln_graph::NodeId;
+use kiln_registry::media::OCI_MANIFEST;
 
-use super::record::{self, MANIFEST_MEDIA_TYPE, RecordConfig, RecordLayer, key_of_tag, record_tag};
+use super::RemoteCacheError;
+use super::record::{self, RecordConfig, RecordLayer, key_of_tag, record_tag};
 use super::storage::{BlobRef, CacheStorage};
-use super::{RemoteCacheError, io_error};
 use crate::engine::export::step_layer;
 use crate::engine::{Engine, LayerSettings, Output};
 
@@ -132,11 +133,7 @@ fn write_record(
                 digest: layer.digest.to_string(),
                 size: layer.size,
             };
-            if !storage.has_blob(&blob)? {
-                let mut file = std::fs::File::open(&layer.path)
-                    .map_err(io_error(format!("open {}", layer.path.display())))?;
-                storage.put_blob(&blob, &mut file)?;
-            }
+            storage.put_blob_file(&blob, &layer.path)?;
             Some(blob)
         }
         None => None,
@@ -156,7 +153,7 @@ fn write_record(
     storage.put_blob(&encoded.config_ref, &mut &encoded.config[..])?;
     storage.put_manifest(
         &record_tag(&target.prefix, &item.key),
-        MANIFEST_MEDIA_TYPE,
+        OCI_MANIFEST,
         &encoded.manifest,
     )
 }

@@ -7,9 +7,11 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::sync::{Arc, Condvar, Mutex};
 
+use kiln_registry::media::sha256_digest;
+
 use super::RemoteCacheError;
 use super::inline::{image_config_ref, records_of_image};
-use super::record::{self, RecordConfig, decode_manifest, key_of_tag, record_tag};
+use super::record::{RecordConfig, decode_manifest, key_of_tag, record_tag};
 use super::storage::{BlobRef, CacheStorage};
 use crate::engine::BlobSource;
 
@@ -83,7 +85,7 @@ impl CacheImport {
 
     /// Reads this source's blobs for lazy layers.
     pub fn blob_source(&self) -> Arc<dyn BlobSource> {
-        Arc::new(StorageBlobs(self.storage.clone()))
+        Arc::new(StorageBlobs::new(self.storage.clone()))
     }
 }
 
@@ -120,7 +122,7 @@ fn read_small_blob(
         .take(1 << 24)
         .read_to_end(&mut bytes)
         .map_err(super::io_error(format!("read {}", blob.digest)))?;
-    if record::digest_of(&bytes) != blob.digest {
+    if sha256_digest(&bytes) != blob.digest {
         return Err(RemoteCacheError::Format(format!(
             "blob {} does not match its digest",
             blob.digest
@@ -234,11 +236,29 @@ impl Prefetch {
     }
 }
 
-struct StorageBlobs(Arc<dyn CacheStorage>);
+/// A storage's blobs as the source of lazy layers: cache records' layers, or a pulled
+/// base image's layers in its registry repository.
+pub(crate) struct StorageBlobs {
+    storage: Arc<dyn CacheStorage>,
+    /// Where the blobs are, for messages.
+    place: String,
+}
+
+impl StorageBlobs {
+    pub(crate) fn new(storage: Arc<dyn CacheStorage>) -> Self {
+        let place = storage.describe();
+        Self::named(storage, place)
+    }
+
+    /// Blobs that messages name by `place` rather than by the storage's description.
+    pub(crate) fn named(storage: Arc<dyn CacheStorage>, place: String) -> Self {
+        Self { storage, place }
+    }
+}
 
 impl BlobSource for StorageBlobs {
     fn describe(&self) -> String {
-        self.0.describe()
+        self.place.clone()
     }
 
     fn open_blob(&self, digest: &str, size: u64) -> Result<Box<dyn Read + Send>, String> {
@@ -247,7 +267,7 @@ impl BlobSource for StorageBlobs {
             digest: digest.to_string(),
             size,
         };
-        self.0.open_blob(&blob).map_err(|e| e.to_string())
+        self.storage.open_blob(&blob).map_err(|e| e.to_string())
     }
 
     fn fetch_into(&self, digest: &str, size: u64, dest: &std::path::Path) -> Result<bool, String> {
@@ -256,6 +276,8 @@ impl BlobSource for StorageBlobs {
             digest: digest.to_string(),
             size,
         };
-        self.0.fetch_into(&blob, dest).map_err(|e| e.to_string())
+        self.storage
+            .fetch_into(&blob, dest)
+            .map_err(|e| e.to_string())
     }
 }

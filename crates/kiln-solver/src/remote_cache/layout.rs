@@ -8,6 +8,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use kiln_registry::media::sha256_digest;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
@@ -43,11 +44,9 @@ impl LocalLayoutStorage {
     }
 
     fn blob_path(&self, digest: &str) -> Result<PathBuf, RemoteCacheError> {
-        let hex = digest
-            .strip_prefix("sha256:")
-            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-            .ok_or_else(|| RemoteCacheError::Format(format!("invalid blob digest {digest:?}")))?;
-        Ok(self.dir.join("blobs/sha256").join(hex))
+        let digest = kiln_store::Digest::parse(digest)
+            .map_err(|_| RemoteCacheError::Format(format!("invalid blob digest {digest:?}")))?;
+        Ok(self.dir.join("blobs/sha256").join(digest.hex()))
     }
 
     fn index(&self) -> Result<Value, RemoteCacheError> {
@@ -99,7 +98,7 @@ impl CacheStorage for LocalLayoutStorage {
         let digest = entry.get("digest").and_then(Value::as_str).unwrap_or("");
         let path = self.blob_path(digest)?;
         let bytes = fs::read(&path).map_err(io_error(format!("read {}", path.display())))?;
-        if super::record::digest_of(&bytes) != digest {
+        if sha256_digest(&bytes) != digest {
             return Err(RemoteCacheError::Format(format!(
                 "manifest {digest} of tag {tag} does not match its digest"
             )));
@@ -165,7 +164,7 @@ impl CacheStorage for LocalLayoutStorage {
     ) -> Result<(), RemoteCacheError> {
         let blob = BlobRef {
             media_type: media_type.to_string(),
-            digest: super::record::digest_of(manifest),
+            digest: sha256_digest(manifest),
             size: manifest.len() as u64,
         };
         self.put_blob(&blob, &mut &manifest[..])?;
@@ -201,7 +200,7 @@ mod tests {
     fn blob(bytes: &[u8]) -> BlobRef {
         BlobRef {
             media_type: "application/octet-stream".into(),
-            digest: super::super::record::digest_of(bytes),
+            digest: sha256_digest(bytes),
             size: bytes.len() as u64,
         }
     }

@@ -22,12 +22,12 @@ mod spec;
 mod storage;
 
 pub use export::{ExportItem, ExportReport, ExportTarget, export_records};
+pub(crate) use import::StorageBlobs;
 pub use import::{CacheImport, RemoteRecord};
 pub use inline::{INLINE_KEY, InlineRecord, InlineRecords, image_config_ref, records_of_image};
 pub use layout::LocalLayoutStorage;
 pub use record::{RECORD_MEDIA_TYPE, RecordConfig, RecordLayer, key_of_tag, record_tag};
 pub use registry::RegistryStorage;
-pub(crate) use registry::fetch_and_place;
 pub use spec::{
     CacheBackend, CacheMode, CacheSpec, RegistryAccess, open_storage, parse_cache_spec,
 };

@@ -1,8 +1,8 @@
 //! A cache record as OCI objects: the config document, the manifest around it and the tag
 //! that addresses it.
 
+use kiln_registry::media::{OCI_MANIFEST, sha256_digest};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use super::RemoteCacheError;
 use super::storage::BlobRef;
@@ -10,7 +10,6 @@ use crate::engine::LayerSettings;
 
 /// Media type of a record's config blob.
 pub const RECORD_MEDIA_TYPE: &str = "application/vnd.kiln.cache.record.v1+json";
-pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 /// Tags are at most 128 characters; a record tag adds `-` and 64 hex digits.
 pub const MAX_TAG_PREFIX: usize = 128 - 65;
 
@@ -48,8 +47,9 @@ pub fn record_tag(prefix: &str, key: &str) -> String {
 /// The key a tag addresses under `prefix`, `None` for tags that are not records.
 pub fn key_of_tag(prefix: &str, tag: &str) -> Option<String> {
     let hex = tag.strip_prefix(prefix)?.strip_prefix('-')?;
-    let valid = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    valid.then(|| format!("sha256:{hex}"))
+    kiln_store::Digest::from_hex(hex)
+        .ok()
+        .map(|d| d.to_string())
 }
 
 /// Checks that `prefix` leaves room for a record tag and is a valid tag.
@@ -61,26 +61,13 @@ pub fn check_tag_prefix(prefix: &str) -> Result<(), RemoteCacheError> {
             prefix.len()
         )));
     }
-    let valid = !prefix.is_empty()
-        && prefix
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && prefix
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if !valid {
+    if kiln_registry::validate_tag(prefix).is_err() {
         return Err(RemoteCacheError::Spec(format!(
             "cache tag {prefix:?} is not a valid tag (letters, digits, '_', '.', '-', not starting \
              with '.' or '-')"
         )));
     }
     Ok(())
-}
-
-/// `sha256:<hex>` of `bytes`.
-pub fn digest_of(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// A record's config blob and manifest, ready to store (blobs first, manifest last).
@@ -94,13 +81,13 @@ pub fn encode(config: &RecordConfig, layer: Option<&BlobRef>) -> EncodedRecord {
     let config_bytes = serde_json::to_vec(config).unwrap_or_default();
     let config_ref = BlobRef {
         media_type: RECORD_MEDIA_TYPE.to_string(),
-        digest: digest_of(&config_bytes),
+        digest: sha256_digest(&config_bytes),
         size: config_bytes.len() as u64,
     };
     let descriptor = |blob: &BlobRef| serde_json::json!({ "mediaType": blob.media_type, "digest": blob.digest, "size": blob.size });
     let manifest = serde_json::json!({
         "schemaVersion": 2,
-        "mediaType": MANIFEST_MEDIA_TYPE,
+        "mediaType": OCI_MANIFEST,
         "config": descriptor(&config_ref),
         "layers": layer.iter().map(|l| descriptor(l)).collect::<Vec<_>>(),
     });
@@ -214,7 +201,7 @@ mod tests {
         let encoded = encode(&config(true), Some(&layer));
         let (config_ref, found) = decode_manifest(&encoded.manifest).unwrap();
         assert_eq!(config_ref, encoded.config_ref);
-        assert_eq!(config_ref.digest, digest_of(&encoded.config));
+        assert_eq!(config_ref.digest, sha256_digest(&encoded.config));
         assert_eq!(found, Some(layer));
         let back: RecordConfig = serde_json::from_slice(&encoded.config).unwrap();
         assert_eq!(back, config(true));

@@ -52,7 +52,7 @@ impl RegistryStorage {
 
 /// Downloads a blob (verified by the client against its digest and size) to `tmp` and
 /// renames it to `dest`: one write, one hash, whatever the blob's size.
-pub(crate) fn fetch_and_place(
+fn fetch_and_place(
     client: &Client,
     repository: &Reference,
     descriptor: &Descriptor,
@@ -81,10 +81,7 @@ fn io(context: &str) -> impl FnOnce(std::io::Error) -> RemoteCacheError + '_ {
 
 impl CacheStorage for RegistryStorage {
     fn describe(&self) -> String {
-        format!(
-            "type=registry,ref={}/{}",
-            self.repository.registry, self.repository.repository
-        )
+        format!("type=registry,ref={}", self.repository.name())
     }
 
     fn list_tags(&self) -> Result<Vec<String>, RemoteCacheError> {
@@ -139,25 +136,24 @@ impl CacheStorage for RegistryStorage {
     }
 
     fn put_blob(&self, blob: &BlobRef, content: &mut dyn Read) -> Result<(), RemoteCacheError> {
-        let descriptor = Descriptor::new(&blob.media_type, &blob.digest, blob.size);
-        if self
-            .client
-            .blob_exists(&self.repository, &blob.digest)
-            .map_err(backend)?
-        {
-            return Ok(());
-        }
         let path = self.temp_path(&blob.digest);
         let result = (|| {
             let mut file = std::fs::File::create(&path).map_err(io("write blob to push"))?;
             std::io::copy(content, &mut file).map_err(io("write blob to push"))?;
-            self.client
-                .push_blob(&self.repository, &descriptor, &path, &[])
-                .map_err(backend)?;
-            Ok(())
+            drop(file);
+            self.put_blob_file(blob, &path)
         })();
         let _ = std::fs::remove_file(&path);
         result
+    }
+
+    /// `push_blob` checks whether the repository has the blob before it sends anything.
+    fn put_blob_file(&self, blob: &BlobRef, path: &Path) -> Result<(), RemoteCacheError> {
+        let descriptor = Descriptor::new(&blob.media_type, &blob.digest, blob.size);
+        self.client
+            .push_blob(&self.repository, &descriptor, path, &[])
+            .map_err(backend)?;
+        Ok(())
     }
 
     fn put_manifest(

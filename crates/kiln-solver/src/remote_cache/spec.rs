@@ -91,16 +91,11 @@ pub fn parse_cache_spec(text: &str, export: bool) -> Result<CacheSpec, RemoteCac
                 }
             }
             "compression" => {
-                compression = match value {
-                    "gzip" => Compression::Gzip,
-                    "zstd" => Compression::Zstd,
-                    "uncompressed" => Compression::Uncompressed,
-                    other => {
-                        return Err(bad(format!(
-                            "compression {other:?}: expected gzip, zstd or uncompressed"
-                        )));
-                    }
-                }
+                compression = Compression::parse(value).ok_or_else(|| {
+                    bad(format!(
+                        "compression {value:?}: expected gzip, zstd or uncompressed"
+                    ))
+                })?
             }
             "tag" => tag = Some(value.to_string()),
             "ignore-error" => {

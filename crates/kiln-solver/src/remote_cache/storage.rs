@@ -2,8 +2,9 @@
 //! so that an OCI image layout directory and a registry behave alike.
 
 use std::io::Read;
+use std::path::Path;
 
-use super::RemoteCacheError;
+use super::{RemoteCacheError, io_error};
 
 /// A content-addressed blob as a manifest names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,15 +31,18 @@ pub trait CacheStorage: Send + Sync {
     fn has_blob(&self, blob: &BlobRef) -> Result<bool, RemoteCacheError>;
     /// Writes a blob to `dest` itself, verified and renamed into place, when that saves a
     /// copy; `Ok(false)` when the caller should read it with `open_blob` instead.
-    fn fetch_into(
-        &self,
-        _blob: &BlobRef,
-        _dest: &std::path::Path,
-    ) -> Result<bool, RemoteCacheError> {
+    fn fetch_into(&self, _blob: &BlobRef, _dest: &Path) -> Result<bool, RemoteCacheError> {
         Ok(false)
     }
     /// Stores a blob whose content hashes to `blob.digest`.
     fn put_blob(&self, blob: &BlobRef, content: &mut dyn Read) -> Result<(), RemoteCacheError>;
+    /// Stores the blob held in the file at `path`; storage that can send a file as it is
+    /// overrides this to skip the copy `put_blob` would make.
+    fn put_blob_file(&self, blob: &BlobRef, path: &Path) -> Result<(), RemoteCacheError> {
+        let mut file =
+            std::fs::File::open(path).map_err(io_error(format!("open {}", path.display())))?;
+        self.put_blob(blob, &mut file)
+    }
     /// Stores `manifest` (of `media_type`) under `tag`, after every blob it names.
     fn put_manifest(
         &self,

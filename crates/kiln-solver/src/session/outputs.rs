@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use kiln_exporter::Compression;
+
 /// Where a build's result goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputKind {
@@ -109,7 +111,7 @@ pub fn parse_output(text: &str) -> Result<OutputSpec, String> {
         out.push = true;
     }
     if let Some(c) = &out.compression
-        && !matches!(c.as_str(), "gzip" | "zstd" | "uncompressed")
+        && Compression::parse(c).is_none()
     {
         return Err(format!(
             "invalid compression {c:?}: expected gzip, zstd or uncompressed"

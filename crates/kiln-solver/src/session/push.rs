@@ -39,12 +39,9 @@ pub fn push_image(
                 "cannot push to {name}: a pushed name needs a tag, not a digest"
             )));
         }
-        let mounts: Vec<Reference> = mount_from
-            .iter()
-            .filter(|m| m.registry == target.registry && m.repository != target.repository)
-            .cloned()
-            .collect();
-        push_layers(client, built, &target, &mounts, &mut report)?;
+        // `push_blob` passes over sources it cannot mount from (another registry, the
+        // target repository itself).
+        push_layers(client, built, &target, mount_from, &mut report)?;
         let config = built.config_blob.descriptor.digest().to_string();
         let config_path = store.blob_path(&kiln_store::Digest::parse(&config)?);
         let descriptor = Descriptor::new(
