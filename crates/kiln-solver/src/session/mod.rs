@@ -220,15 +220,12 @@ impl Session {
         } else {
             kiln_store::fsutil::now_ms() / 1000
         };
-        let compression = match request
+        let compression = request
             .outputs
             .iter()
             .find_map(|o| o.compression.as_deref())
-        {
-            Some("zstd") => Compression::Zstd,
-            Some("uncompressed") => Compression::Uncompressed,
-            _ => Compression::Gzip,
-        };
+            .and_then(Compression::parse)
+            .unwrap_or(Compression::Gzip);
         let layer_options = LayerOptions {
             compression,
             compression_level: request.outputs.iter().find_map(|o| o.compression_level),
